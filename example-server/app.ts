@@ -1,0 +1,109 @@
+import fastifyRedis from '@fastify/redis'
+import { Type, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify from 'fastify'
+import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
+import { Redis, Cluster } from 'ioredis'
+import { createHash, timingSafeEqual } from 'node:crypto'
+import { ForbiddenError, UserNotFoundError } from '../lib/errors.js'
+import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
+import type { ExampleConfig } from './config.js'
+import type { DemoUser } from './users.js'
+import { demoUsers } from './users.js'
+
+function samePassword (a: string, b: string): boolean {
+  const hash = (s: string) => createHash('sha256').update(s).digest()
+  return timingSafeEqual(hash(a), hash(b))
+}
+
+/**
+ * A client that fails fast instead of queueing while Redis is away: requests
+ * then answer 503 at once rather than piling up behind a reconnect.
+ */
+export function createRedisClient (config: ExampleConfig): Redis | Cluster {
+  const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 }
+  if (config.clusterNodes) {
+    return new Cluster(config.clusterNodes, { enableOfflineQueue: false, redisOptions: common })
+  }
+  return new Redis(config.redisUrl, common)
+}
+
+function requireRole (role: string) {
+  return async function (request: FastifyRequest): Promise<void> {
+    const roles = request.auth!.claims.roles
+    if (!Array.isArray(roles) || !roles.includes(role)) throw new ForbiddenError()
+  }
+}
+
+/** Builds the example app from the public API only; `server.ts` starts it. */
+export async function buildApp (config: ExampleConfig, fastifyOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ ...fastifyOptions }).withTypeProvider<TypeBoxTypeProvider>()
+  app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  const users: Map<string, DemoUser> = demoUsers()
+
+  await app.register(fastifyRedis, { client: createRedisClient(config), closeClient: true })
+  await app.register(tokenLifecycle, {
+    keyPrefix: config.keyPrefix,
+    jwt: { secret: config.jwtSecret },
+    accessTokenTtl: config.accessTtl,
+    idleTimeout: config.refreshTtl,
+    maxSessionAge: config.sessionMaxAge
+  })
+
+  await app.register(authRoutes, {
+    prefix: '/auth',
+    async verifyCredentials (username, password) {
+      const user = users.get(username)
+      if (!user || !samePassword(password, user.password)) return null
+      return { userId: username, claims: { roles: user.roles } }
+    },
+    async changePassword (userId, currentPassword, newPassword) {
+      const user = users.get(userId)
+      if (!user || !samePassword(currentPassword, user.password)) return false
+      user.password = newPassword
+      return true
+    }
+  })
+
+  app.get('/api/me', { onRequest: app.authenticate }, async (request) => {
+    const { userId, sessionId, claims } = request.auth!
+    return { user_id: userId, session_id: sessionId, roles: claims.roles }
+  })
+
+  const adminOnly = { onRequest: app.authenticate, preHandler: requireRole('admin') }
+  const UserParams = Type.Object({ user_id: Type.String({ minLength: 1, maxLength: 256 }) })
+
+  app.post('/admin/users/:user_id/revoke', {
+    ...adminOnly,
+    schema: { params: UserParams, querystring: Type.Object({ device_id: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }) }
+  }, async (request, reply) => {
+    const { user_id: userId } = request.params
+    const deviceId = request.query.device_id
+    if (deviceId) await app.tokens.endDeviceSessions(userId, deviceId)
+    else await app.tokens.endAllSessions(userId)
+    reply.code(204)
+  })
+
+  app.put('/admin/users/:user_id/roles', {
+    ...adminOnly,
+    schema: { params: UserParams, body: Type.Object({ roles: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 }) }) }
+  }, async (request, reply) => {
+    const user = users.get(request.params.user_id)
+    if (!user) throw new UserNotFoundError()
+    user.roles = request.body.roles
+    await app.tokens.invalidateClaims(request.params.user_id)
+    reply.code(204)
+  })
+
+  app.get('/healthz', async (request, reply) => {
+    try {
+      await app.tokens.guard(() => app.redis.ping())
+      return { redis: 'ok' }
+    } catch {
+      reply.code(503)
+      return { redis: 'unavailable' }
+    }
+  })
+
+  return app
+}

@@ -1,0 +1,138 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
+/**
+ * App claims carried in access tokens. Extend it to type your own claims:
+ *
+ *   declare module 'fastify-jwt-sessions' {
+ *     interface SessionClaims { roles: string[] }
+ *   }
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-interface
+export interface SessionClaims {}
+
+/** The claims of an access token as verified. */
+export interface AccessTokenPayload extends Record<string, unknown> {
+  sub: string
+  sid: string
+  jti: string
+  iat: number
+  exp: number
+  /** Claims version: compared with the session's on every request. */
+  cv: number
+}
+
+/** What an authenticated request knows about its caller (`request.auth`). */
+export interface AuthContext {
+  userId: string
+  sessionId: string
+  jti: string
+  /** Every claim of the access token, app claims included. */
+  claims: AccessTokenPayload & Partial<SessionClaims>
+  /** When the access token expires (ms since epoch). */
+  expiresAt: number
+  /** The raw access token, for plugins that bind proofs to it (DPoP's `ath`); never log it. */
+  token: string
+}
+
+export interface DeviceInfo {
+  id?: string
+  type?: string
+  name?: string
+}
+
+export interface SessionInfo {
+  sessionId: string
+  deviceId: string | null
+  deviceType: string
+  deviceName: string | null
+  createdAt: Date
+  lastSeenAt: Date
+}
+
+export interface ReplacedSession {
+  sessionId: string
+  deviceId: string | null
+  deviceType: string
+  deviceName: string | null
+}
+
+/** The SSO policy applied when a session opens (sso-session sets it). */
+export type SsoPolicy =
+  | { mode: 'off' }
+  | { mode: 'single' }
+  | { mode: 'device-type' }
+  | { mode: 'max', max: number }
+
+export interface OpenSessionInput {
+  userId: string
+  claims?: Record<string, unknown>
+  device?: DeviceInfo
+  /** The login request, when there is one: handed to extensions (rate keys, DPoP, audit). */
+  request?: FastifyRequest
+  /** Overrides the SSO policy for this login only. */
+  policy?: SsoPolicy
+}
+
+/** What a login answers (the contract's token pair, plus what extensions add). */
+export interface TokenPair extends Record<string, unknown> {
+  access_token: string
+  token_type: 'Bearer' | 'DPoP'
+  expires_in: number
+  session_id: string
+}
+
+export interface OpenSessionResult {
+  sessionId: string
+  tokens: TokenPair
+  replaced: ReplacedSession[]
+}
+
+/**
+ * Handed to extensions whenever tokens are issued: at login (`kind: 'login'`,
+ * before the session is written) and at refresh (`kind: 'refresh'`, before the
+ * rotation script runs). Extensions add to it; the issuer reads it back.
+ */
+export interface IssueContext {
+  readonly kind: 'login' | 'refresh'
+  /** The HTTP request that asked for tokens, when there is one. */
+  readonly request: FastifyRequest | undefined
+  readonly userId: string
+  readonly sessionId: string
+  readonly now: number
+  readonly absoluteDeadline: number
+  /** Login only: the SSO policy to apply (sso-session sets it; OpenSessionInput.policy overrides it). */
+  policy: SsoPolicy
+  /** Login only: extra fields for the session hash (short names; the core uses d t n c l a v s). */
+  readonly fields: Record<string, string | number | Buffer>
+  /** Extra claims for the access token (for example DPoP's `cnf`). */
+  readonly tokenClaims: Record<string, unknown>
+  /** Extra members of the answer (for example the refresh token). */
+  readonly response: Record<string, unknown>
+  /** Set by the DPoP extension when the request carried a valid proof: its key's thumbprint. */
+  proofJkt?: string
+}
+
+/** Collected by the authenticate hook; turned into one script call. */
+export interface VerifyPlan {
+  /** The Authorization scheme the token came with ('bearer', or 'dpop' when an extension accepts it). */
+  readonly scheme: 'bearer' | 'dpop'
+  /** The raw access token (DPoP's `ath` is its hash). Never log it. */
+  readonly token: string
+  /** One-time keys to spend in the same call, with their TTL (ms) and the error when already spent. */
+  readonly onceKeys: string[]
+  readonly onceTtls: number[]
+  readonly onceErrors: Array<() => Error>
+}
+
+export interface SessionExtension {
+  name: string
+  /** Runs before tokens are issued (login and refresh): may add fields, claims, answer members, or set the policy. */
+  onIssue?: (ctx: IssueContext) => void | Promise<void>
+  /** Runs after a session opened (login). */
+  afterOpen?: (ctx: IssueContext, result: OpenSessionResult) => void | Promise<void>
+  /**
+   * Runs on every authenticated request after the JWT verified, before the one
+   * store call: may add one-time keys to the plan, or throw to refuse.
+   */
+  onVerify?: (request: FastifyRequest, reply: FastifyReply, payload: AccessTokenPayload, plan: VerifyPlan) => void
+}

@@ -1,0 +1,10 @@
+/**
+ * fastify-jwt-sessions: Fastify plugins that turn JWTs into sessions a server
+ * controls. Each plugin also has its own subpath export
+ * (`fastify-jwt-sessions/token-lifecycle`, ...).
+ */
+export { default as tokenLifecycle, authRoutes, TokenService, readAuthorization } from './token-lifecycle/index.js'
+export type { TokenLifecycleOptions, AuthRoutesOptions, VerifiedUser, JwtOptions, JwtAlgorithm, Duration } from './token-lifecycle/index.js'
+export * from '../lib/errors.js'
+export type * from '../lib/types.js'
+export { createKeyspace } from '../lib/keys.js'

@@ -1,0 +1,76 @@
+import fastifyJwt from '@fastify/jwt'
+import type { JWT } from '@fastify/jwt'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { createKeyspace } from '../../lib/keys.js'
+import { createStoreGuard, resolveRedis } from '../../lib/redis.js'
+import type { AuthContext } from '../../lib/types.js'
+import { createAuthenticate } from './authenticate.js'
+import type { TokenLifecycleOptions } from './options.js'
+import { checkOptions } from './options.js'
+import { TokenService } from './service.js'
+
+export const PLUGIN_NAME = 'fastify-jwt-sessions/token-lifecycle'
+
+/** Claims every access token must carry; anything without them is not ours. */
+const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'exp', 'cv']
+
+const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify, opts) => {
+  const options = checkOptions(opts)
+  const redis = resolveRedis(fastify, opts, PLUGIN_NAME)
+  const { jwt } = options
+
+  await fastify.register(fastifyJwt, {
+    namespace: jwt.namespace,
+    secret: jwt.algorithm.startsWith('HS')
+      ? jwt.verifyKey
+      : { private: jwt.signKey as string | Buffer, public: jwt.verifyKey },
+    sign: { algorithm: jwt.algorithm, iss: jwt.issuer, aud: jwt.audience },
+    verify: {
+      algorithms: [jwt.algorithm],
+      allowedIss: jwt.issuer,
+      allowedAud: jwt.audience,
+      requiredClaims: REQUIRED_CLAIMS,
+      clockTolerance: jwt.clockToleranceMs
+    }
+  })
+  const signer = (fastify.jwt as unknown as Record<string, JWT>)[jwt.namespace]
+
+  const service = new TokenService({
+    options,
+    keys: createKeyspace(options.keyPrefix),
+    redis,
+    guard: createStoreGuard(redis, options.storeTimeoutMs, fastify.log),
+    sign: (payload) => signer.sign(payload),
+    log: fastify.log
+  })
+
+  fastify.decorate('tokens', service)
+  fastify.decorate('authenticate', createAuthenticate(service, (token) => signer.verify(token)))
+  fastify.decorateRequest('auth', null)
+}
+
+export default fp(tokenLifecycle, {
+  fastify: '5.x',
+  name: PLUGIN_NAME
+})
+
+export { tokenLifecycle }
+export { authRoutes } from './routes.js'
+export type { AuthRoutesOptions, VerifiedUser } from './routes.js'
+export type { TokenLifecycleOptions, JwtOptions, JwtAlgorithm, Duration } from './options.js'
+export { TokenService } from './service.js'
+export { readAuthorization } from './authenticate.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Session services: open, end, list, invalidate claims (token-lifecycle). */
+    tokens: TokenService
+    /** The hook that protects a route: `{ onRequest: fastify.authenticate }`. */
+    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  }
+  interface FastifyRequest {
+    /** Set by `fastify.authenticate`; null on routes it does not protect. */
+    auth: AuthContext | null
+  }
+}

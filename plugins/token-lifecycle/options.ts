@@ -1,0 +1,123 @@
+import type { Clock } from '../../lib/clock.js'
+import { systemClock } from '../../lib/clock.js'
+import { toMs, toPositiveMs } from '../../lib/durations.js'
+import type { RedisSourceOptions } from '../../lib/redis.js'
+
+export type Duration = number | string
+export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'ES256' | 'EdDSA'
+
+export interface JwtOptions {
+  /** HS* only: at least 32 bytes. */
+  secret?: string | Buffer
+  /** RS256 / ES256 / EdDSA: PEM keys. An instance that only verifies may omit privateKey. */
+  privateKey?: string | Buffer
+  publicKey?: string | Buffer
+  /** Pinned: tokens signed with any other algorithm (`none` included) are refused. Default HS256. */
+  algorithm?: JwtAlgorithm
+  issuer?: string
+  audience?: string
+  /** Leeway on `exp`/`nbf` for clock skew between instances. Default 0, at most 5 minutes. */
+  clockTolerance?: Duration
+  /** The @fastify/jwt namespace this plugin registers under (`fastify.jwt[namespace]`). */
+  namespace?: string
+}
+
+export interface TokenLifecycleOptions extends RedisSourceOptions {
+  jwt: JwtOptions
+  /** Prefix of every Redis key. Default 'auth'. */
+  keyPrefix?: string
+  /** Access token lifetime. Default 5 minutes. */
+  accessTokenTtl?: Duration
+  /** A session unused for this long ends (also the refresh token's lifetime). Default 14 days. */
+  idleTimeout?: Duration
+  /** No session outlives this, whatever its activity. Default 30 days. */
+  maxSessionAge?: Duration
+  /** last_seen_at (and the idle deadline) is written at most this often per session. Default 60 s. */
+  touchInterval?: Duration
+  /** A Redis call slower than this fails with 503 AUTH_STORE_UNAVAILABLE. Default 800 ms. */
+  storeTimeout?: Duration
+  clock?: Clock
+}
+
+export interface ResolvedJwtOptions {
+  algorithm: JwtAlgorithm
+  signKey: string | Buffer | undefined
+  verifyKey: string | Buffer
+  issuer: string | undefined
+  audience: string | undefined
+  clockToleranceMs: number
+  namespace: string
+}
+
+export interface ResolvedTokenLifecycleOptions {
+  jwt: ResolvedJwtOptions
+  keyPrefix: string
+  accessTtlMs: number
+  idleMs: number
+  maxAgeMs: number
+  touchMs: number
+  storeTimeoutMs: number
+  /** How long a session past its absolute deadline is kept to answer AUTH_SESSION_EXPIRED. */
+  retentionMs: number
+  clock: Clock
+}
+
+const HMAC_MIN_SECRET_BYTES = 32
+const MAX_CLOCK_TOLERANCE_MS = 300_000
+
+function resolveJwt (jwt: JwtOptions | undefined): ResolvedJwtOptions {
+  if (!jwt || typeof jwt !== 'object') throw new TypeError('token-lifecycle: the jwt option is required')
+  const algorithm = jwt.algorithm ?? 'HS256'
+  let signKey: string | Buffer | undefined
+  let verifyKey: string | Buffer | undefined
+  if (algorithm.startsWith('HS')) {
+    if (jwt.secret === undefined) throw new TypeError(`token-lifecycle: jwt.secret is required for ${algorithm}`)
+    if (Buffer.byteLength(jwt.secret) < HMAC_MIN_SECRET_BYTES) {
+      throw new TypeError(`token-lifecycle: jwt.secret must be at least ${HMAC_MIN_SECRET_BYTES} bytes`)
+    }
+    signKey = verifyKey = jwt.secret
+  } else if (['RS256', 'ES256', 'EdDSA'].includes(algorithm)) {
+    if (jwt.secret !== undefined) throw new TypeError(`token-lifecycle: ${algorithm} takes privateKey/publicKey, not secret`)
+    if (!jwt.publicKey) throw new TypeError(`token-lifecycle: jwt.publicKey is required for ${algorithm}`)
+    signKey = jwt.privateKey
+    verifyKey = jwt.publicKey
+  } else {
+    throw new TypeError(`token-lifecycle: unsupported jwt.algorithm ${JSON.stringify(algorithm)}`)
+  }
+  const clockToleranceMs = toMs(jwt.clockTolerance ?? 0, 'jwt.clockTolerance')
+  if (clockToleranceMs > MAX_CLOCK_TOLERANCE_MS) throw new TypeError('token-lifecycle: jwt.clockTolerance must be at most 5 minutes')
+  return {
+    algorithm,
+    signKey,
+    verifyKey,
+    issuer: jwt.issuer,
+    audience: jwt.audience,
+    clockToleranceMs,
+    namespace: jwt.namespace ?? 'sessions'
+  }
+}
+
+export function checkOptions (opts: TokenLifecycleOptions): Readonly<ResolvedTokenLifecycleOptions> {
+  const keyPrefix = opts.keyPrefix ?? 'auth'
+  if (typeof keyPrefix !== 'string' || keyPrefix === '' || /[{}]/.test(keyPrefix)) {
+    throw new TypeError('token-lifecycle: keyPrefix must be a non-empty string without braces')
+  }
+  const accessTtlMs = toPositiveMs(opts.accessTokenTtl ?? 300, 'accessTokenTtl')
+  const idleMs = toPositiveMs(opts.idleTimeout ?? 14 * 86_400, 'idleTimeout')
+  const maxAgeMs = toPositiveMs(opts.maxSessionAge ?? 30 * 86_400, 'maxSessionAge')
+  if (accessTtlMs < 1000) throw new TypeError('token-lifecycle: accessTokenTtl must be at least one second')
+  if (maxAgeMs < accessTtlMs) throw new TypeError('token-lifecycle: maxSessionAge must be at least accessTokenTtl')
+  const jwt = resolveJwt(opts.jwt)
+  return Object.freeze({
+    jwt: Object.freeze(jwt),
+    keyPrefix,
+    accessTtlMs,
+    idleMs,
+    maxAgeMs,
+    touchMs: toMs(opts.touchInterval ?? 60, 'touchInterval'),
+    storeTimeoutMs: toPositiveMs(opts.storeTimeout ?? '800ms', 'storeTimeout'),
+    // Long enough for any access token of the session to expire on its own.
+    retentionMs: accessTtlMs + jwt.clockToleranceMs,
+    clock: opts.clock ?? systemClock
+  })
+}

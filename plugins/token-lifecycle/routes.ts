@@ -1,0 +1,115 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
+import type { FastifyContextConfig, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { InvalidCredentialsError, SessionNotFoundError, WrongPasswordError, bearerChallenge } from '../../lib/errors.js'
+
+export interface VerifiedUser {
+  userId: string
+  /** App claims for the access token (for example `{ roles: ['user'] }`). */
+  claims?: Record<string, unknown>
+}
+
+export interface AuthRoutesOptions {
+  /** Checks a username and password; resolves the user, or null when they do not match. */
+  verifyCredentials: (username: string, password: string, request: FastifyRequest) => Promise<VerifiedUser | null>
+  /**
+   * Changes a password after checking the current one; resolves false when the
+   * current password is wrong. Without it, `POST /password` is not mounted.
+   */
+  changePassword?: (userId: string, currentPassword: string, newPassword: string, request: FastifyRequest) => Promise<boolean>
+  /** Extra route config for `POST /login` (for example `{ rateLimit: {...} }`). */
+  loginConfig?: FastifyContextConfig
+}
+
+const Str = (maxLength: number, minLength = 0) => Type.String({ minLength, maxLength })
+
+const LoginBody = Type.Object({
+  username: Str(256, 1),
+  password: Str(1024),
+  device_id: Type.Optional(Str(200)),
+  device_type: Type.Optional(Str(64)),
+  device_name: Type.Optional(Str(200))
+})
+
+const PasswordBody = Type.Object({
+  current_password: Str(1024),
+  new_password: Str(1024, 8)
+})
+
+const SessionParams = Type.Object({ session_id: Str(64, 1) })
+
+/**
+ * The contract's `/auth/*` routes, ready to mount under a prefix:
+ * `fastify.register(authRoutes, { prefix: '/auth', verifyCredentials })`.
+ * Bodies are validated without type coercion: `"password": 42` is a 400.
+ */
+const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fastify, opts) => {
+  if (typeof opts.verifyCredentials !== 'function') throw new TypeError('authRoutes: verifyCredentials is required')
+  if (opts.changePassword !== undefined && typeof opts.changePassword !== 'function') throw new TypeError('authRoutes: changePassword must be a function')
+  fastify.setValidatorCompiler(TypeBoxValidatorCompiler)
+  const tokens = fastify.tokens
+  const authenticate = fastify.authenticate
+
+  fastify.post('/login', { schema: { body: LoginBody }, config: opts.loginConfig ?? {} }, async (request, reply) => {
+    const { username, password, device_id: id, device_type: type, device_name: name } = request.body
+    const user = await opts.verifyCredentials(username, password, request)
+    if (!user) throw bearerChallenge(new InvalidCredentialsError(), false)
+    const { tokens: pair } = await tokens.openSession({ userId: user.userId, claims: user.claims, device: { id, type, name }, request })
+    // RFC 6749 section 5.1: token responses are never cached.
+    reply.header('cache-control', 'no-store')
+    return pair
+  })
+
+  fastify.post('/logout', { onRequest: authenticate }, async (request, reply) => {
+    await tokens.endSession(request.auth!.userId, request.auth!.sessionId)
+    reply.code(204)
+  })
+
+  fastify.post('/logout-all', { onRequest: authenticate }, async (request, reply) => {
+    await tokens.endAllSessions(request.auth!.userId)
+    reply.code(204)
+  })
+
+  fastify.get('/sessions', { onRequest: authenticate }, async (request) => {
+    const { userId, sessionId } = request.auth!
+    const sessions = await tokens.listSessions(userId)
+    return {
+      sessions: sessions.map((s) => ({
+        session_id: s.sessionId,
+        device_id: s.deviceId,
+        device_type: s.deviceType,
+        device_name: s.deviceName,
+        created_at: s.createdAt.toISOString(),
+        last_seen_at: s.lastSeenAt.toISOString(),
+        current: s.sessionId === sessionId
+      }))
+    }
+  })
+
+  fastify.delete('/sessions/:session_id', { onRequest: authenticate, schema: { params: SessionParams } }, async (request, reply) => {
+    const ended = await tokens.endSession(request.auth!.userId, request.params.session_id)
+    if (!ended) throw new SessionNotFoundError()
+    reply.code(204)
+  })
+
+  const changePassword = opts.changePassword
+  if (changePassword) {
+    fastify.post('/password', { onRequest: authenticate, schema: { body: PasswordBody } }, async (request, reply) => {
+      const { userId } = request.auth!
+      const changed = await changePassword(userId, request.body.current_password, request.body.new_password, request)
+      if (!changed) throw new WrongPasswordError()
+      // A new password ends every session, the current one included: whoever
+      // knew the old password may hold one of them.
+      await tokens.endAllSessions(userId)
+      reply.code(204)
+    })
+  }
+}
+
+export const authRoutes = fp(authRoutesPlugin, {
+  fastify: '5.x',
+  name: 'fastify-jwt-sessions/auth-routes',
+  dependencies: ['fastify-jwt-sessions/token-lifecycle'],
+  encapsulate: true
+})

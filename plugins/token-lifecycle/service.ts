@@ -1,0 +1,225 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { randomId } from '../../lib/crypto.js'
+import type { Keyspace } from '../../lib/keys.js'
+import type { RedisClient, ScriptCall, StoreGuard } from '../../lib/redis.js'
+import { defineScript } from '../../lib/redis.js'
+import type {
+  IssueContext, OpenSessionInput, OpenSessionResult, ReplacedSession,
+  SessionExtension, SessionInfo, SsoPolicy, TokenPair
+} from '../../lib/types.js'
+import type { ResolvedTokenLifecycleOptions } from './options.js'
+import { BUMP_CLAIMS, END_SESSION, END_USER_SESSIONS, LIST_SESSIONS, OPEN, VERIFY } from './scripts.js'
+
+/** Claim names the core owns; app claims may not shadow them. */
+const RESERVED_CLAIMS = new Set(['sub', 'sid', 'jti', 'iat', 'exp', 'nbf', 'cv', 'iss', 'aud', 'cnf'])
+const MAX_DEVICE_FIELD = 200
+
+export type Signer = (payload: Record<string, unknown>) => string
+
+export interface SignInput {
+  userId: string
+  sessionId: string
+  claimsVersion: number
+  claims?: Record<string, unknown>
+  extraClaims?: Record<string, unknown>
+  absoluteDeadline: number
+}
+
+export interface SignedAccessToken {
+  token: string
+  jti: string
+  expiresAt: number
+  expiresIn: number
+}
+
+export function checkAppClaims (claims: Record<string, unknown> | undefined): Record<string, unknown> {
+  if (claims === undefined || claims === null) return {}
+  if (typeof claims !== 'object' || Array.isArray(claims)) throw new TypeError('claims must be an object')
+  for (const name of Object.keys(claims)) {
+    if (RESERVED_CLAIMS.has(name)) throw new TypeError(`claim '${name}' is reserved by fastify-jwt-sessions`)
+  }
+  return claims
+}
+
+function deviceField (value: string | undefined, name: string): string {
+  if (value === undefined || value === null) return ''
+  if (typeof value !== 'string' || value.length > MAX_DEVICE_FIELD) throw new TypeError(`device.${name} must be a string of at most ${MAX_DEVICE_FIELD} characters`)
+  return value
+}
+
+/**
+ * The session services every plugin shares (`fastify.tokens`). It owns the
+ * key schema, the scripts and the store guard; other plugins extend it rather
+ * than talk to Redis on their own, so a request stays one round trip.
+ */
+export class TokenService {
+  readonly options: Readonly<ResolvedTokenLifecycleOptions>
+  readonly keys: Keyspace
+  readonly redis: RedisClient
+  readonly guard: StoreGuard
+  readonly log: FastifyBaseLogger
+  /** The default SSO policy; sso-session sets it. */
+  policy: SsoPolicy = { mode: 'off' }
+  /** Whether `Authorization: DPoP <token>` is read (replay-guard's DPoP mode turns it on). */
+  acceptDpopScheme = false
+  readonly extensions: SessionExtension[] = []
+  /** The extensions' onVerify steps, kept apart so the hot path loops over just these. */
+  readonly verifyExtensions: Array<NonNullable<SessionExtension['onVerify']>> = []
+  readonly verifyScript: ScriptCall
+  private readonly sign: Signer
+  private readonly openScript: ScriptCall
+  private readonly endSessionScript: ScriptCall
+  private readonly endUserScript: ScriptCall
+  private readonly bumpClaimsScript: ScriptCall
+  private readonly listScript: ScriptCall
+
+  constructor (deps: { options: Readonly<ResolvedTokenLifecycleOptions>, keys: Keyspace, redis: RedisClient, guard: StoreGuard, sign: Signer, log: FastifyBaseLogger }) {
+    this.options = deps.options
+    this.keys = deps.keys
+    this.redis = deps.redis
+    this.guard = deps.guard
+    this.sign = deps.sign
+    this.log = deps.log
+    this.verifyScript = defineScript(this.redis, VERIFY)
+    this.openScript = defineScript(this.redis, OPEN)
+    this.endSessionScript = defineScript(this.redis, END_SESSION)
+    this.endUserScript = defineScript(this.redis, END_USER_SESSIONS)
+    this.bumpClaimsScript = defineScript(this.redis, BUMP_CLAIMS)
+    this.listScript = defineScript(this.redis, LIST_SESSIONS)
+  }
+
+  /** Lets every extension add to tokens about to be issued (login, refresh). */
+  async runIssueExtensions (ctx: IssueContext): Promise<void> {
+    for (const ext of this.extensions) await ext.onIssue?.(ctx)
+  }
+
+  /** Whether the access tokens issued in this context are key-bound (RFC 9449 token_type DPoP). */
+  static tokenType (ctx: IssueContext): 'Bearer' | 'DPoP' {
+    return ctx.tokenClaims.cnf ? 'DPoP' : 'Bearer'
+  }
+
+  /** Adds an extension (used by the other plugins of this package). */
+  extend (extension: SessionExtension): void {
+    this.extensions.push(extension)
+    if (extension.onVerify) this.verifyExtensions.push(extension.onVerify)
+  }
+
+  /**
+   * Signs an access token for a session. Its `exp` never passes the session's
+   * absolute deadline, so no token outlives the session it belongs to.
+   */
+  signAccessToken (input: SignInput): SignedAccessToken {
+    const now = this.options.clock()
+    const iat = Math.floor(now / 1000)
+    const exp = Math.floor(Math.min(now + this.options.accessTtlMs, input.absoluteDeadline) / 1000)
+    const jti = randomId(12)
+    const token = this.sign({
+      ...input.claims,
+      ...input.extraClaims,
+      sub: input.userId,
+      sid: input.sessionId,
+      jti,
+      cv: input.claimsVersion,
+      iat,
+      exp
+    })
+    return { token, jti, expiresAt: exp * 1000, expiresIn: Math.max(0, exp - iat) }
+  }
+
+  /** Login: opens a session under the SSO policy and issues its first tokens. */
+  async openSession (input: OpenSessionInput): Promise<OpenSessionResult> {
+    const userId = input.userId
+    if (typeof userId !== 'string' || userId === '') throw new TypeError('openSession: userId must be a non-empty string')
+    const claims = checkAppClaims(input.claims)
+    const device = input.device ?? {}
+    const deviceId = deviceField(device.id, 'id')
+    const deviceType = deviceField(device.type, 'type') || 'unknown'
+    const deviceName = deviceField(device.name, 'name')
+    const now = this.options.clock()
+    const sessionId = randomId(12)
+    const ctx: IssueContext = {
+      kind: 'login',
+      request: input.request,
+      userId,
+      sessionId,
+      now,
+      absoluteDeadline: now + this.options.maxAgeMs,
+      policy: this.policy,
+      fields: {},
+      tokenClaims: {},
+      response: {}
+    }
+    await this.runIssueExtensions(ctx)
+    if (input.policy) ctx.policy = input.policy
+    const fields: Array<string | number | Buffer> = [
+      'd', deviceId, 't', deviceType, 'n', deviceName, 'c', now, 'l', now, 'a', ctx.absoluteDeadline, 'v', 1
+    ]
+    for (const [name, value] of Object.entries(ctx.fields)) fields.push(name, value)
+    const policy = ctx.policy
+    const reply = await this.guard(() => this.openScript(
+      2, this.keys.index(userId), this.keys.session(userId, sessionId),
+      now, sessionId, this.options.idleMs, ctx.absoluteDeadline, this.options.retentionMs,
+      policy.mode, policy.mode === 'max' ? policy.max : 0, deviceType, this.keys.sessionKeyBase(userId),
+      ...fields
+    )) as Array<string | null>
+    const replaced: ReplacedSession[] = []
+    for (let i = 0; i < reply.length; i += 4) {
+      replaced.push({ sessionId: reply[i]!, deviceId: reply[i + 1] || null, deviceType: reply[i + 2] || 'unknown', deviceName: reply[i + 3] || null })
+    }
+    const access = this.signAccessToken({
+      userId, sessionId, claimsVersion: 1, claims, extraClaims: ctx.tokenClaims, absoluteDeadline: ctx.absoluteDeadline
+    })
+    const tokens: TokenPair = {
+      access_token: access.token,
+      token_type: TokenService.tokenType(ctx),
+      expires_in: access.expiresIn,
+      ...ctx.response,
+      session_id: sessionId
+    }
+    const result: OpenSessionResult = { sessionId, tokens, replaced }
+    for (const ext of this.extensions) await ext.afterOpen?.(ctx, result)
+    return result
+  }
+
+  /** Ends one live session of the user. Resolves false when it was not theirs or not live. */
+  async endSession (userId: string, sessionId: string): Promise<boolean> {
+    const ended = await this.guard(() => this.endSessionScript(
+      2, this.keys.index(userId), this.keys.session(userId, sessionId), sessionId
+    ))
+    return ended === 1
+  }
+
+  /** Ends every live session of the user (logout-all, password change, admin). */
+  async endAllSessions (userId: string): Promise<number> {
+    return await this.guard(() => this.endUserScript(1, this.keys.index(userId), this.keys.sessionKeyBase(userId), '')) as number
+  }
+
+  /** Ends every live session the user opened from one device (a lost phone). */
+  async endDeviceSessions (userId: string, deviceId: string): Promise<number> {
+    if (typeof deviceId !== 'string' || deviceId === '') throw new TypeError('endDeviceSessions: deviceId must be a non-empty string')
+    return await this.guard(() => this.endUserScript(1, this.keys.index(userId), this.keys.sessionKeyBase(userId), deviceId)) as number
+  }
+
+  /** A role change: the user's live access tokens answer AUTH_TOKEN_STALE until refreshed. */
+  async invalidateClaims (userId: string): Promise<number> {
+    return await this.guard(() => this.bumpClaimsScript(1, this.keys.index(userId), this.keys.sessionKeyBase(userId))) as number
+  }
+
+  /** The user's live sessions, oldest login first. */
+  async listSessions (userId: string): Promise<SessionInfo[]> {
+    const now = this.options.clock()
+    const flat = await this.guard(() => this.listScript(1, this.keys.index(userId), this.keys.sessionKeyBase(userId), now)) as string[]
+    const sessions: SessionInfo[] = []
+    for (let i = 0; i < flat.length; i += 6) {
+      sessions.push({
+        sessionId: flat[i],
+        deviceId: flat[i + 1] || null,
+        deviceType: flat[i + 2] || 'unknown',
+        deviceName: flat[i + 3] || null,
+        createdAt: new Date(Number(flat[i + 4])),
+        lastSeenAt: new Date(Number(flat[i + 5]))
+      })
+    }
+    return sessions
+  }
+}

@@ -1,0 +1,69 @@
+import type { FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { buildApp } from '../../example-server/app.js'
+import type { ExampleConfig } from '../../example-server/config.js'
+import { configFromEnv } from '../../example-server/config.js'
+
+type Test = { teardown: (fn: () => unknown) => void }
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** A key prefix no other test (nor a concurrent run) uses: tests never flush Redis. */
+export function uniquePrefix (name: string): string {
+  return `t:${name}:${randomBytes(4).toString('hex')}`
+}
+
+/** Deletes every key under a prefix (SCAN, never FLUSH) when the test ends. */
+export function cleanupPrefix (t: Test, prefix: string, url = REDIS_URL): void {
+  t.teardown(async () => {
+    const redis = new Redis(url, { lazyConnect: true })
+    await redis.connect()
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length) await redis.del(...keys)
+    } while (cursor !== '0')
+    await redis.quit()
+  })
+}
+
+export function testConfig (overrides: Partial<ExampleConfig> = {}): ExampleConfig {
+  return {
+    ...configFromEnv({ REDIS_URL, AUTH_JWT_SECRET: 'test-secret-test-secret-test-secret-0123' }),
+    keyPrefix: uniquePrefix('app'),
+    ...overrides
+  }
+}
+
+/** The example server in-process, on its own key prefix, closed when the test ends. */
+export async function exampleApp (t: Test, overrides: Partial<ExampleConfig> = {}): Promise<FastifyInstance> {
+  const config = testConfig(overrides)
+  const app = await buildApp(config)
+  t.teardown(() => app.close())
+  cleanupPrefix(t, config.keyPrefix, config.redisUrl)
+  await app.ready()
+  return app
+}
+
+export interface LoginAnswer {
+  access_token: string
+  refresh_token: string
+  session_id: string
+  expires_in: number
+  token_type: string
+  refresh_expires_in: number
+}
+
+export async function login (app: FastifyInstance, username: string, extra: Record<string, string> = {}): Promise<LoginAnswer> {
+  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { username, password: `${username}-pass`, ...extra } })
+  if (res.statusCode !== 200) throw new Error(`login ${username} failed: ${res.statusCode} ${res.body}`)
+  return res.json()
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+export async function me (app: FastifyInstance, token: string) {
+  return await app.inject({ method: 'GET', url: '/api/me', headers: bearer(token) })
+}
