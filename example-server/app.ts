@@ -6,7 +6,9 @@ import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fast
 import { Redis, Cluster } from 'ioredis'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { ForbiddenError, UserNotFoundError } from '../lib/errors.js'
+import ssoSession from '../plugins/sso-session/index.js'
 import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
+import type { SsoPolicyInput } from '../plugins/sso-session/index.js'
 import type { ExampleConfig } from './config.js'
 import type { DemoUser } from './users.js'
 import { demoUsers } from './users.js'
@@ -41,13 +43,30 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
   const users: Map<string, DemoUser> = demoUsers()
 
-  await app.register(fastifyRedis, { client: createRedisClient(config), closeClient: true })
+  const redis = createRedisClient(config)
+  // Without a listener ioredis prints every failed reconnect; log it once per outage instead.
+  let redisDown = false
+  redis.on('error', (err: Error) => {
+    if (!redisDown) app.log.warn({ reason: err.message }, 'Redis connection lost; auth answers 503 until it is back')
+    redisDown = true
+  })
+  redis.on('ready', () => { redisDown = false })
+  await app.register(fastifyRedis, { client: redis, closeClient: false })
+  // QUIT needs a live connection; a client that lost Redis is disconnected instead.
+  app.addHook('onClose', async () => {
+    if (redis.status === 'ready') await redis.quit()
+    else redis.disconnect()
+  })
   await app.register(tokenLifecycle, {
     keyPrefix: config.keyPrefix,
     jwt: { secret: config.jwtSecret },
     accessTokenTtl: config.accessTtl,
     idleTimeout: config.refreshTtl,
     maxSessionAge: config.sessionMaxAge
+  })
+  await app.register(ssoSession, {
+    policy: config.sso as SsoPolicyInput,
+    onReplaced: (event) => app.log.info({ userId: event.userId, replaced: event.replaced.sessionId, by: event.newSessionId }, 'session replaced by a newer login')
   })
 
   await app.register(authRoutes, {

@@ -100,6 +100,10 @@ export interface IssueContext {
   readonly sessionId: string
   readonly now: number
   readonly absoluteDeadline: number
+  /** Login only: the device signing in, normalised (type defaults to 'unknown'). */
+  readonly device: DeviceInfo
+  /** Login only: the app claims the first access token carries. */
+  readonly claims: Record<string, unknown>
   /** Login only: the SSO policy to apply (sso-session sets it; OpenSessionInput.policy overrides it). */
   policy: SsoPolicy
   /** Login only: extra fields for the session hash (short names; the core uses d t n c l a v s). */

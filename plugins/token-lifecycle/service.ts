@@ -144,6 +144,8 @@ export class TokenService {
       sessionId,
       now,
       absoluteDeadline: now + this.options.maxAgeMs,
+      device: { id: deviceId || undefined, type: deviceType, name: deviceName || undefined },
+      claims,
       policy: this.policy,
       fields: {},
       tokenClaims: {},

@@ -1,0 +1,85 @@
+import { spawn, execFile } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
+
+const exec = promisify(execFile)
+type Test = { teardown: (fn: () => unknown) => void }
+
+export async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitForPing (port: number, extra: (r: Redis) => Promise<boolean> = async () => true): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline) {
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      if ((await client.ping()) === 'PONG' && await extra(client)) return
+    } catch {
+      // not up yet
+    } finally {
+      client.disconnect()
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`redis-server on port ${port} did not come up`)
+}
+
+export interface RedisProcess {
+  port: number
+  url: string
+  process: ChildProcess
+  /** SIGKILL: the server is gone, connections drop. */
+  kill (): void
+  /** SIGSTOP / SIGCONT: the server is there but does not answer (a stalled Redis). */
+  pause (): void
+  resume (): void
+}
+
+/** A private redis-server (no persistence) that a test may kill or stall; stopped at teardown. */
+export async function startRedisServer (t: Test, args: string[] = []): Promise<RedisProcess> {
+  const port = await freePort()
+  const dir = mkdtempSync(join(tmpdir(), 'fjs-redis-'))
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' })
+  t.teardown(() => {
+    child.kill('SIGCONT')
+    child.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
+  })
+  await waitForPing(port)
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    process: child,
+    kill: () => { child.kill('SIGKILL') },
+    pause: () => { child.kill('SIGSTOP') },
+    resume: () => { child.kill('SIGCONT') }
+  }
+}
+
+/** A 3-master Redis Cluster from plain redis-server processes on free ports. */
+export async function startRedisCluster (t: Test): Promise<Array<{ host: string, port: number }>> {
+  const nodes = []
+  for (let i = 0; i < 3; i++) {
+    nodes.push(await startRedisServer(t, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', '2000']))
+  }
+  await exec('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'])
+  for (const node of nodes) {
+    await waitForPing(node.port, async (client) => /cluster_state:ok/.test(await client.cluster('INFO') as string))
+  }
+  return nodes.map((n) => ({ host: '127.0.0.1', port: n.port }))
+}
