@@ -1,18 +1,17 @@
+import fastifyRedis from '@fastify/redis'
+import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
+import tokenLifecycle from '../../plugins/token-lifecycle/index.js'
+import type { TokenLifecycleOptions } from '../../plugins/token-lifecycle/index.js'
 import { Redis } from 'ioredis'
-import { randomBytes } from 'node:crypto'
+import { REDIS_URL, uniquePrefix } from './env.js'
 import { buildApp } from '../../example-server/app.js'
 import type { ExampleConfig } from '../../example-server/config.js'
 import { configFromEnv } from '../../example-server/config.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
-
-/** A key prefix no other test (nor a concurrent run) uses: tests never flush Redis. */
-export function uniquePrefix (name: string): string {
-  return `t:${name}:${randomBytes(4).toString('hex')}`
-}
+export { REDIS_URL, uniquePrefix }
 
 /** Deletes every key under a prefix (SCAN, never FLUSH) when the test ends. */
 export function cleanupPrefix (t: Test, prefix: string, url = REDIS_URL): void {
@@ -49,7 +48,6 @@ export async function exampleApp (t: Test, overrides: Partial<ExampleConfig> = {
   const app = await buildApp(config)
   t.teardown(() => app.close())
   cleanupPrefix(t, config.keyPrefix, config.redisUrl)
-  await app.ready()
   return app
 }
 
@@ -72,4 +70,26 @@ export const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 export async function me (app: FastifyInstance, token: string) {
   return await app.inject({ method: 'GET', url: '/api/me', headers: bearer(token) })
+}
+
+export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123'
+
+/**
+ * A bare app with @fastify/redis and token-lifecycle only (no example routes),
+ * for tests of the plugin's own options. `setup` runs before ready.
+ */
+export async function pluginApp (
+  t: Test,
+  options: Partial<TokenLifecycleOptions> = {},
+  setup: (app: FastifyInstance) => void | Promise<void> = () => {}
+): Promise<FastifyInstance> {
+  const app = Fastify()
+  const keyPrefix = options.keyPrefix ?? uniquePrefix('plugin')
+  await app.register(fastifyRedis, { url: REDIS_URL, enableOfflineQueue: false })
+  await app.register(tokenLifecycle, { jwt: { secret: TEST_SECRET }, ...options, keyPrefix })
+  await setup(app)
+  t.teardown(() => app.close())
+  cleanupPrefix(t, keyPrefix)
+  await app.ready()
+  return app
 }

@@ -1,0 +1,141 @@
+import fastifyRedis from '@fastify/redis'
+import Fastify from 'fastify'
+import { generateKeyPairSync } from 'node:crypto'
+import t from 'tap'
+import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
+import ssoSession from '../plugins/sso-session/index.js'
+import { REDIS_URL, TEST_SECRET, bearer, pluginApp } from './helpers/app.js'
+
+async function boot (register: (app: ReturnType<typeof Fastify>) => void) {
+  const app = Fastify()
+  register(app)
+  try {
+    await app.ready()
+  } finally {
+    await app.close()
+  }
+}
+
+const protectedRoute = (app: Awaited<ReturnType<typeof pluginApp>>) => {
+  app.get('/p', { onRequest: app.authenticate }, async (request) => ({ sub: request.auth!.userId }))
+}
+
+t.test('bad options fail at register time with a clear message', async (t) => {
+  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+    ['no jwt', {}, /the jwt option is required/],
+    ['short secret', { jwt: { secret: 'short' } }, /at least 32 bytes/],
+    ['HS without secret', { jwt: { algorithm: 'HS384' } }, /jwt.secret is required for HS384/],
+    ['unknown algorithm', { jwt: { secret: TEST_SECRET, algorithm: 'none' } }, /unsupported jwt.algorithm "none"/],
+    ['RS256 with a secret', { jwt: { algorithm: 'RS256', secret: TEST_SECRET } }, /takes privateKey\/publicKey/],
+    ['RS256 without a public key', { jwt: { algorithm: 'RS256' } }, /jwt.publicKey is required/],
+    ['huge clock tolerance', { jwt: { secret: TEST_SECRET, clockTolerance: '10m' } }, /at most 5 minutes/],
+    ['negative duration', { jwt: { secret: TEST_SECRET }, accessTokenTtl: -1 }, /non-negative number of seconds/],
+    ['bad duration string', { jwt: { secret: TEST_SECRET }, idleTimeout: 'soon' }, /duration string such as '15m'/],
+    ['zero duration', { jwt: { secret: TEST_SECRET }, storeTimeout: 0 }, /greater than zero/],
+    ['sub-second access TTL', { jwt: { secret: TEST_SECRET }, accessTokenTtl: '500ms' }, /at least one second/],
+    ['max age below access TTL', { jwt: { secret: TEST_SECRET }, accessTokenTtl: '10m', maxSessionAge: '5m' }, /maxSessionAge must be at least accessTokenTtl/],
+    ['braces in the prefix', { jwt: { secret: TEST_SECRET }, keyPrefix: 'a{b}' }, /keyPrefix must be a non-empty string without braces/]
+  ]
+  for (const [name, opts, message] of cases) {
+    await t.rejects(boot((app) => {
+      app.register(fastifyRedis, { url: REDIS_URL, lazyConnect: true })
+      app.register(tokenLifecycle, opts as never)
+    }), message, name)
+  }
+})
+
+t.test('without a Redis client the plugin says how to fix it', async (t) => {
+  await t.rejects(boot((app) => { app.register(tokenLifecycle, { jwt: { secret: TEST_SECRET } }) }), /Register @fastify\/redis before this plugin, or pass \{ redis \}/)
+  await t.rejects(boot((app) => {
+    app.register(fastifyRedis, { url: REDIS_URL, lazyConnect: true })
+    app.register(tokenLifecycle, { jwt: { secret: TEST_SECRET }, redisNamespace: 'sessions' })
+  }), /with namespace 'sessions'/)
+})
+
+t.test('a wrong registration order fails at boot with a clear message', async (t) => {
+  await t.rejects(boot((app) => { app.register(ssoSession) }), /fastify-jwt-sessions\/token-lifecycle/)
+  await t.rejects(boot((app) => { app.register(authRoutes, { verifyCredentials: async () => null }) }), /fastify-jwt-sessions\/token-lifecycle/)
+})
+
+t.test('auth routes check their callbacks at register time', async (t) => {
+  await t.rejects(pluginApp(t, {}, (app) => { app.register(authRoutes, {} as never) }), /verifyCredentials is required/)
+  await t.rejects(pluginApp(t, {}, (app) => { app.register(authRoutes, { verifyCredentials: async () => null, changePassword: 'x' as never }) }), /changePassword must be a function/)
+})
+
+t.test('a client passed in options (or a namespaced @fastify/redis one) is used', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyRedis, { url: REDIS_URL, namespace: 'auth', enableOfflineQueue: false })
+  await app.register(tokenLifecycle, { jwt: { secret: TEST_SECRET }, redisNamespace: 'auth', keyPrefix: `t:ns:${process.pid}` })
+  await app.ready()
+  t.equal(app.tokens.redis, app.redis.auth)
+})
+
+t.test('open-session input is checked', async (t) => {
+  const app = await pluginApp(t)
+  await t.rejects(app.tokens.openSession({ userId: '' }), /userId must be a non-empty string/)
+  await t.rejects(app.tokens.openSession({ userId: 'u', claims: { sub: 'x' } }), /claim 'sub' is reserved/)
+  await t.rejects(app.tokens.openSession({ userId: 'u', claims: ['x'] as never }), /claims must be an object/)
+  await t.rejects(app.tokens.openSession({ userId: 'u', device: { id: 'x'.repeat(201) } }), /device.id must be a string of at most 200/)
+  await t.rejects(app.tokens.endDeviceSessions('u', ''), /deviceId must be a non-empty string/)
+  const ok = await app.tokens.openSession({ userId: 'u', claims: null as never })
+  t.type(ok.tokens.access_token, 'string')
+})
+
+t.test('user ids with braces, colons or percent signs stay in their own hash tag', async (t) => {
+  const app = await pluginApp(t, {}, protectedRoute)
+  for (const userId of ['a{b}c', 'x:y', '50%', '{}']) {
+    const { tokens } = await app.tokens.openSession({ userId })
+    const res = await app.inject({ url: '/p', headers: bearer(tokens.access_token) })
+    t.same(res.json(), { sub: userId })
+    t.equal(await app.tokens.endAllSessions(userId), 1)
+  }
+  t.match(app.tokens.keys.session('a{b}c', 's1'), /:\{a%7Bb%7Dc\}:s:s1$/)
+})
+
+for (const [algorithm, type, options] of [
+  ['RS256', 'rsa', { modulusLength: 2048 }],
+  ['ES256', 'ec', { namedCurve: 'P-256' }],
+  ['EdDSA', 'ed25519', {}]
+] as const) {
+  t.test(`${algorithm} key pairs sign and verify; the algorithm is pinned`, async (t) => {
+    const { privateKey, publicKey } = generateKeyPairSync(type as 'rsa', { ...options, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } } as never)
+    const app = await pluginApp(t, { jwt: { algorithm, privateKey, publicKey } }, protectedRoute)
+    const { tokens } = await app.tokens.openSession({ userId: 'kp' })
+    t.equal(JSON.parse(Buffer.from(tokens.access_token.split('.')[0], 'base64url').toString()).alg, algorithm)
+    t.equal((await app.inject({ url: '/p', headers: bearer(tokens.access_token) })).statusCode, 200)
+    const other = await pluginApp(t, {}, protectedRoute)
+    const hs = await other.tokens.openSession({ userId: 'kp' })
+    t.equal((await app.inject({ url: '/p', headers: bearer(hs.tokens.access_token) })).json().code, 'AUTH_TOKEN_INVALID')
+  })
+}
+
+t.test('issuer and audience are set and checked when configured', async (t) => {
+  const jwt = { secret: TEST_SECRET, issuer: 'https://auth.example', audience: 'api' }
+  const prefix = `t:issaud:${process.pid}`
+  const app = await pluginApp(t, { jwt, keyPrefix: prefix }, protectedRoute)
+  const { tokens } = await app.tokens.openSession({ userId: 'u' })
+  const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url').toString())
+  t.match(claims, { iss: 'https://auth.example', aud: 'api' })
+  t.equal((await app.inject({ url: '/p', headers: bearer(tokens.access_token) })).statusCode, 200)
+  const otherAudience = await pluginApp(t, { jwt: { ...jwt, audience: 'admin' }, keyPrefix: prefix }, protectedRoute)
+  t.equal((await otherAudience.inject({ url: '/p', headers: bearer(tokens.access_token) })).json().code, 'AUTH_TOKEN_INVALID')
+  const otherIssuer = await pluginApp(t, { jwt: { ...jwt, issuer: 'https://evil.example' }, keyPrefix: prefix }, protectedRoute)
+  t.equal((await otherIssuer.inject({ url: '/p', headers: bearer(tokens.access_token) })).json().code, 'AUTH_TOKEN_INVALID')
+})
+
+t.test('clock tolerance accepts a token just past exp, within bounds', async (t) => {
+  let now = Date.now()
+  const clock = () => now
+  const prefix = `t:tol:${process.pid}`
+  const strict = await pluginApp(t, { keyPrefix: prefix, clock, accessTokenTtl: 60 }, protectedRoute)
+  const { tokens } = await strict.tokens.openSession({ userId: 'u' })
+  const tolerant = await pluginApp(t, { keyPrefix: prefix, clock, accessTokenTtl: 60, jwt: { secret: TEST_SECRET, clockTolerance: '5m' } }, protectedRoute)
+  // fast-jwt checks exp against the real clock: sign a token that expired 2 s ago.
+  now = Date.now() - 62_000
+  const old = await strict.tokens.openSession({ userId: 'u' })
+  now = Date.now()
+  t.equal((await strict.inject({ url: '/p', headers: bearer(old.tokens.access_token) })).json().code, 'AUTH_TOKEN_EXPIRED')
+  t.equal((await tolerant.inject({ url: '/p', headers: bearer(old.tokens.access_token) })).statusCode, 200)
+  t.equal((await tolerant.inject({ url: '/p', headers: bearer(tokens.access_token) })).statusCode, 200)
+})
