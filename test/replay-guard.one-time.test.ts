@@ -6,9 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Test } from 'tap'
 import replayGuard from '../plugins/replay-guard/index.js'
-import type { ReplayGuardOptions } from '../plugins/replay-guard/index.js'
 import tokenLifecycle from '../plugins/token-lifecycle/index.js'
-import { REDIS_URL, bearer, cleanupPrefix, exampleApp, login, me, uniquePrefix } from './helpers/app.js'
+import { REDIS_URL, bearer, exampleApp, login, me, uniquePrefix } from './helpers/app.js'
+import { TEST_SECRET, pluginApp } from './helpers/replay.js'
 
 const transfer = (app: FastifyInstance, token: string, amount: unknown = 10) =>
   app.inject({ method: 'POST', url: '/api/transfer', headers: bearer(token), payload: { amount } })
@@ -20,22 +20,6 @@ async function onceKeys (t: Test, prefix: string, user: string): Promise<string[
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.quit())
   return (await redis.keys(`${prefix}:{${user}}:o:*`)).sort()
-}
-
-/** A bare app with the plugins, for what the example server does not show (hook factory, scopes). */
-async function pluginApp (t: Test, guardOptions: ReplayGuardOptions = {}, routes: (app: FastifyInstance) => void = () => {}) {
-  const keyPrefix = uniquePrefix('rg')
-  const app = Fastify()
-  t.teardown(() => app.close())
-  cleanupPrefix(t, keyPrefix)
-  await app.register(fastifyRedis, { url: REDIS_URL })
-  await app.register(tokenLifecycle, { keyPrefix, jwt: { secret: 'test-secret-test-secret-test-secret-0123' } })
-  await app.register(replayGuard, guardOptions)
-  app.get('/plain', { onRequest: app.authenticate }, async () => ({ ok: true }))
-  routes(app)
-  await app.ready()
-  const issue = async () => (await app.tokens.openSession({ userId: 'u1' })).tokens.access_token
-  return { app, issue, keyPrefix }
 }
 
 t.test('a guarded route accepts an access token once, then answers 401 AUTH_TOKEN_REPLAYED with a Bearer challenge', async (t) => {
@@ -160,7 +144,7 @@ t.test('bad route config or hook scope fails at register time', async (t) => {
     const app = Fastify()
     t.teardown(() => app.close())
     await app.register(fastifyRedis, { url: REDIS_URL })
-    await app.register(tokenLifecycle, { keyPrefix, jwt: { secret: 'test-secret-test-secret-test-secret-0123' } })
+    await app.register(tokenLifecycle, { keyPrefix, jwt: { secret: TEST_SECRET } })
     await app.register(replayGuard)
     await t.rejects(async () => {
       await app.after()

@@ -5,7 +5,7 @@ import type { AuthError } from '../../lib/errors.js'
 import type { AccessTokenPayload, IssueContext, VerifyPlan } from '../../lib/types.js'
 import type { VerifiedProof } from './dpop.js'
 import { ProofError, requestHtu, verifyProof } from './dpop.js'
-import type { ReplayGuardOptions, ReplayGuardRouteConfig } from './options.js'
+import type { ReplayGuardOptions, ReplayGuardRouteConfig, ResolvedDpopOptions } from './options.js'
 import { checkOptions, checkRouteConfig, checkScope } from './options.js'
 
 export const PLUGIN_NAME = 'fastify-jwt-sessions/replay-guard'
@@ -35,7 +35,7 @@ function boundJkt (payload: AccessTokenPayload): string | undefined {
 const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts) => {
   const options = checkOptions(opts)
   const tokens = fastify.tokens
-  const { keys, guard, log } = tokens
+  const { keys, guard } = tokens
   const clock = tokens.options.clock
   const toleranceMs = tokens.options.jwt.clockToleranceMs
   const dpop = options.dpop
@@ -43,11 +43,12 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
 
   const replayed = () => bearerChallenge(new TokenReplayedError(), true)
   const dpopInvalid = (): AuthError => dpopChallenge(new DpopInvalidError(), algs)
-  /** Logs why (never the proof itself) and answers the generic DPoP error. */
+  /**
+   * Any failure to verify a proof is an invalid proof (fail closed). The reason
+   * goes to the log, never the proof itself; the client gets the generic error.
+   */
   const refuseProof = (request: FastifyRequest, err: unknown): never => {
-    // Anything but a ProofError is a bug (or the store guard's 503): let it through unchanged.
-    if (!(err instanceof ProofError)) throw err
-    request.log.info({ reason: err.message }, 'replay-guard: DPoP proof refused')
+    request.log.info({ reason: (err as Error).message }, 'replay-guard: DPoP proof refused')
     throw dpopInvalid()
   }
 
@@ -93,14 +94,24 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
     // A bound token may not be downgraded to the Bearer scheme (RFC 9449 section 7.2).
     if (jkt !== undefined && plan.scheme !== 'dpop') throw dpopInvalid()
     if (jkt === undefined && dpop.required) throw dpopInvalid()
+    return checkProof(dpop, request, proof, jkt, payload, plan, spendToken)
+  }
+
+  async function checkProof (
+    opts: Readonly<ResolvedDpopOptions>, request: FastifyRequest, proof: unknown, jkt: string | undefined,
+    payload: AccessTokenPayload, plan: VerifyPlan, spendToken: () => void
+  ): Promise<void> {
     const now = clock()
-    return verifyProof(proof, { htm: request.method, htu: requestHtu(request, dpop.origin), accessToken: plan.token }, dpop, now)
-      .then((verified: VerifiedProof) => {
-        if (jkt !== undefined && verified.jkt !== jkt) throw new ProofError('proof key is not the key the token is bound to')
-        // The proof first: a replayed request reports its replayed proof.
-        spend(plan, keys.once(payload.sub, PROOF_SCOPE, `${verified.jkt}.${verified.jti}`), verified.iat * 1000 + dpop.iatWindowMs - now + 1, dpopInvalid)
-        spendToken()
-      }, (err: unknown) => refuseProof(request, err))
+    let verified: VerifiedProof
+    try {
+      verified = await verifyProof(proof, { htm: request.method, htu: requestHtu(request, opts.origin), accessToken: plan.token }, opts, now)
+      if (jkt !== undefined && verified.jkt !== jkt) throw new ProofError('proof key is not the key the token is bound to')
+    } catch (err) {
+      return refuseProof(request, err)
+    }
+    // The proof first: a replayed request reports its replayed proof.
+    spend(plan, keys.once(payload.sub, PROOF_SCOPE, `${verified.jkt}.${verified.jti}`), verified.iat * 1000 + opts.iatWindowMs - now + 1, dpopInvalid)
+    spendToken()
   }
 
   /**
