@@ -247,3 +247,36 @@ t.test('the proof never reaches the log', async (t) => {
   t.notOk(log.includes(token.split('.')[2]), 'no token in the log')
   t.notOk(log.includes(createHash('sha256').update(token).digest('base64url')), 'no ath in the log')
 })
+
+t.test('a guarded DPoP request is one Redis call, and spends its two ids all-or-none', async (t) => {
+  const app = await exampleApp(t)
+  const key = await dpopKey()
+  const { access_token: token } = await dpopLogin(app, key)
+  t.equal((await call(app, token, key)).statusCode, 200, 'warm-up: the script is cached')
+  const sent: string[] = []
+  const client = app.redis as unknown as { sendCommand: (command: { name: string }) => unknown }
+  const sendCommand = client.sendCommand
+  client.sendCommand = function (this: unknown, command: { name: string }) {
+    sent.push(command.name)
+    return sendCommand.call(this, command)
+  }
+  t.teardown(() => { client.sendCommand = sendCommand })
+  const spentProof = await proof(key, { htm: 'POST', htu: '/api/transfer', token })
+  t.equal((await call(app, token, key, { method: 'POST', url: '/api/transfer', dpop: spentProof })).statusCode, 200)
+  t.same(sent, ['evalsha'], 'session check, token jti and proof jti in one script call')
+  const again = await call(app, token, key, { method: 'POST', url: '/api/transfer', dpop: spentProof })
+  t.equal(again.json().code, 'AUTH_DPOP_INVALID', 'a replayed request reports its replayed proof')
+
+  // All or none: a refused proof spends nothing, and neither does an already spent token.
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  const { access_token: bobs } = await dpopLogin(app, key, 'bob')
+  const guardKeys = () => redis.keys(`${app.tokens.keys.prefix}:{bob}:o:rg *`)
+  isDpopInvalid(t, await call(app, bobs, key, { method: 'POST', url: '/api/transfer', proofOf: { htm: 'GET', htu: '/api/transfer', token: bobs } }), 'bad proof on a guarded route')
+  t.same(await guardKeys(), [], 'the refused proof did not spend the token')
+  t.equal((await call(app, bobs, key, { method: 'POST', url: '/api/transfer' })).statusCode, 200)
+  t.equal((await guardKeys()).length, 1)
+  const unspent = await proof(key, { htm: 'POST', htu: '/api/transfer', token: bobs })
+  t.equal((await call(app, bobs, key, { method: 'POST', url: '/api/transfer', dpop: unspent })).json().code, 'AUTH_TOKEN_REPLAYED')
+  t.equal(await redis.exists(app.tokens.keys.once('bob', 'dpop', `${claimsOf(bobs).cnf.jkt}.${claimsOf(unspent).jti}`)), 0, 'the replayed token did not spend the proof')
+})
