@@ -9,6 +9,7 @@ import { ForbiddenError, UserNotFoundError } from '../lib/errors.js'
 import ssoSession from '../plugins/sso-session/index.js'
 import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
 import type { SsoPolicyInput } from '../plugins/sso-session/index.js'
+import replayGuard from '../plugins/replay-guard/index.js'
 import type { ExampleConfig } from './config.js'
 import type { DemoUser } from './users.js'
 import { demoUsers } from './users.js'
@@ -69,6 +70,11 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
     onReplaced: (event) => app.log.info({ userId: event.userId, replaced: event.replaced.sessionId, by: event.newSessionId }, 'session replaced by a newer login')
   })
 
+  // --- replay-guard (issue 5): one-time tokens on guarded routes; DPoP proofs
+  // checked whenever presented (and binding tokens at login/refresh). ---
+  await app.register(replayGuard, { dpop: true })
+  // --- end replay-guard ---
+
   await app.register(authRoutes, {
     prefix: '/auth',
     async verifyCredentials (username, password) {
@@ -88,6 +94,14 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
     const { userId, sessionId, claims } = request.auth!
     return { user_id: userId, session_id: sessionId, roles: claims.roles }
   })
+
+  // --- replay-guard (issue 5) ---
+  app.post('/api/transfer', {
+    onRequest: app.authenticate,
+    config: { replayGuard: true },
+    schema: { body: Type.Object({ amount: Type.Number() }) }
+  }, async () => ({ ok: true }))
+  // --- end replay-guard ---
 
   const adminOnly = { onRequest: app.authenticate, preHandler: requireRole('admin') }
   const UserParams = Type.Object({ user_id: Type.String({ minLength: 1, maxLength: 256 }) })

@@ -136,7 +136,9 @@ export interface SessionExtension {
   afterOpen?: (ctx: IssueContext, result: OpenSessionResult) => void | Promise<void>
   /**
    * Runs on every authenticated request after the JWT verified, before the one
-   * store call: may add one-time keys to the plan, or throw to refuse.
+   * store call: may add one-time keys to the plan, or throw to refuse. It may
+   * return a promise (DPoP proof signatures verify asynchronously) but never
+   * calls the store itself; return nothing when there is nothing to wait for.
    */
-  onVerify?: (request: FastifyRequest, reply: FastifyReply, payload: AccessTokenPayload, plan: VerifyPlan) => void
+  onVerify?: (request: FastifyRequest, reply: FastifyReply, payload: AccessTokenPayload, plan: VerifyPlan) => void | Promise<void>
 }

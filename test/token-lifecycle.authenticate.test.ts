@@ -14,7 +14,7 @@ t.test('no token, or a token of another scheme, is AUTH_TOKEN_MISSING with a bar
   const headerSets = [
     {},
     { authorization: `Basic ${Buffer.from('alice:alice-pass').toString('base64')}` },
-    { authorization: `DPoP ${pair.access_token}` },
+    { authorization: `Token ${pair.access_token}` },
     { authorization: 'Bearer' },
     { authorization: 'Bearer    ' },
     { authorization: pair.access_token }

@@ -31,6 +31,7 @@ t.test('bad options fail at register time with a clear message', async (t) => {
     ['huge clock tolerance', { jwt: { secret: TEST_SECRET, clockTolerance: '10m' } }, /at most 5 minutes/],
     ['negative duration', { jwt: { secret: TEST_SECRET }, accessTokenTtl: -1 }, /non-negative number of seconds/],
     ['bad duration string', { jwt: { secret: TEST_SECRET }, idleTimeout: 'soon' }, /duration string such as '15m'/],
+    ['duration of another type', { jwt: { secret: TEST_SECRET }, idleTimeout: {} }, /duration string such as '15m' \(got \{\}\)/],
     ['zero duration', { jwt: { secret: TEST_SECRET }, storeTimeout: 0 }, /greater than zero/],
     ['sub-second access TTL', { jwt: { secret: TEST_SECRET }, accessTokenTtl: '500ms' }, /at least one second/],
     ['max age below access TTL', { jwt: { secret: TEST_SECRET }, accessTokenTtl: '10m', maxSessionAge: '5m' }, /maxSessionAge must be at least accessTokenTtl/],
@@ -69,6 +70,25 @@ t.test('a client passed in options (or a namespaced @fastify/redis one) is used'
   await app.register(tokenLifecycle, { jwt: { secret: TEST_SECRET }, redisNamespace: 'auth', keyPrefix: `t:ns:${process.pid}` })
   await app.ready()
   t.equal(app.tokens.redis, app.redis.auth)
+})
+
+t.test('durations take seconds or strings with units', async (t) => {
+  const app = await pluginApp(t, { accessTokenTtl: '90', idleTimeout: '2h', maxSessionAge: '1d', touchInterval: 0.5, storeTimeout: '1500ms' })
+  t.match(app.tokens.options, { accessTtlMs: 90_000, idleMs: 7_200_000, maxAgeMs: 86_400_000, touchMs: 500, storeTimeoutMs: 1500 })
+})
+
+t.test('a Redis client passed in options is used instead of @fastify/redis', async (t) => {
+  const { Redis } = await import('ioredis')
+  const client = new Redis(REDIS_URL)
+  t.teardown(() => client.quit())
+  await new Promise((resolve) => client.once('ready', resolve))
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(tokenLifecycle, { jwt: { secret: TEST_SECRET }, redis: client, keyPrefix: `t:own:${process.pid}` })
+  await app.ready()
+  t.equal(app.tokens.redis, client)
+  const { sessionId } = await app.tokens.openSession({ userId: 'u' })
+  t.equal(await app.tokens.endSession('u', sessionId), true)
 })
 
 t.test('open-session input is checked', async (t) => {

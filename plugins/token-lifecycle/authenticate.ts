@@ -66,7 +66,12 @@ export function createAuthenticate (service: TokenService, verify: Verifier) {
     if (!isPayload(payload)) throw bearerChallenge(new TokenInvalidError(), true)
 
     const plan: VerifyPlan = { scheme: presented.scheme, token, onceKeys: [], onceTtls: [], onceErrors: [] }
-    for (const onVerify of verifyExtensions) onVerify(request, reply, payload, plan)
+    for (const onVerify of verifyExtensions) {
+      // Awaited only when an extension has async work (a DPoP proof), so the
+      // plain Bearer path adds no microtask.
+      const pending = onVerify(request, reply, payload, plan)
+      if (pending !== undefined) await pending
+    }
 
     const now = options.clock()
     const status = await guard(() => service.verifyScript(

@@ -166,7 +166,7 @@ export class TokenService {
     )) as Array<string | null>
     const replaced: ReplacedSession[] = []
     for (let i = 0; i < reply.length; i += 4) {
-      replaced.push({ sessionId: reply[i]!, deviceId: reply[i + 1] || null, deviceType: reply[i + 2] || 'unknown', deviceName: reply[i + 3] || null })
+      replaced.push({ sessionId: reply[i]!, deviceId: reply[i + 1] || null, deviceType: reply[i + 2]!, deviceName: reply[i + 3] || null })
     }
     const access = this.signAccessToken({
       userId, sessionId, claimsVersion: 1, claims, extraClaims: ctx.tokenClaims, absoluteDeadline: ctx.absoluteDeadline
@@ -216,7 +216,8 @@ export class TokenService {
       sessions.push({
         sessionId: flat[i],
         deviceId: flat[i + 1] || null,
-        deviceType: flat[i + 2] || 'unknown',
+        // Always written at open ('unknown' when the login named none).
+        deviceType: flat[i + 2],
         deviceName: flat[i + 3] || null,
         createdAt: new Date(Number(flat[i + 4])),
         lastSeenAt: new Date(Number(flat[i + 5]))
