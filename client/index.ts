@@ -1,0 +1,453 @@
+/**
+ * fastify-jwt-sessions/client: a fetch wrapper that keeps a session's tokens
+ * fresh, for single-page apps, mobile apps and Node scripts. No dependency
+ * beyond `fetch` (and, when present, Web Locks and BroadcastChannel).
+ *
+ * - adds the Bearer token; refreshes `refreshBeforeSeconds` (plus jitter)
+ *   before the access token's `exp`, and on a 401 AUTH_TOKEN_EXPIRED or
+ *   AUTH_TOKEN_STALE refreshes once and retries the request once;
+ * - single flight: concurrent calls share one refresh; across tabs the refresh
+ *   runs under a Web Lock and a tab that finds a newer pair in the shared
+ *   storage uses it instead of refreshing again; BroadcastChannel tells the
+ *   other tabs (their own memory, their events);
+ * - `session-ended` with the reason when the server says the session is over.
+ */
+import type { StoredTokens, TokenStorage } from './storage.js'
+import { memoryStorage } from './storage.js'
+
+export type { StoredTokens, TokenStorage, WebStorageLike } from './storage.js'
+export { localStorageAdapter, memoryStorage } from './storage.js'
+
+export type SessionEndReason = 'replaced' | 'revoked' | 'reused' | 'expired'
+
+/** The server's error codes that end a session, and the reason each one gives. */
+const ENDED: Readonly<Record<string, SessionEndReason>> = {
+  AUTH_SESSION_REPLACED: 'replaced',
+  AUTH_SESSION_REVOKED: 'revoked',
+  AUTH_REFRESH_REUSED: 'reused',
+  AUTH_SESSION_EXPIRED: 'expired',
+  // The server discloses a session's state only to a refresh token it really
+  // issued; an unknown or timed-out refresh token means: sign in again.
+  AUTH_REFRESH_INVALID: 'expired'
+}
+const REFRESHABLE = new Set(['AUTH_TOKEN_EXPIRED', 'AUTH_TOKEN_STALE'])
+
+/** The subset of the Web Locks API (`navigator.locks`) the client uses. */
+export interface LockManagerLike {
+  request: <T>(name: string, callback: () => Promise<T>) => Promise<T>
+}
+
+export interface AuthClientOptions {
+  /** The server's base URL (`https://api.example.com`, or `''` for the page's own origin). */
+  baseUrl: string
+  /** Where tokens live; shared storage means a shared session. Default: memory. */
+  storage?: TokenStorage
+  /** Refresh this long before the access token expires (at most a quarter of its life). Default 30. */
+  refreshBeforeSeconds?: number
+  /** Up to this much more, at random, so that many clients do not refresh in step. Default 5. */
+  jitterSeconds?: number
+  /** The fetch to use. Default: `globalThis.fetch`, looked up at each call. */
+  fetch?: typeof fetch
+  /** Timer mode: refresh on a timer even when the app makes no calls. Default false. */
+  autoRefresh?: boolean
+  /** Name of the cross-tab lock and channel. Default: derived from `baseUrl`. */
+  name?: string
+  /** Web Locks to take around a refresh; `null` for none. Default: `navigator.locks` when present. */
+  locks?: LockManagerLike | null
+  /**
+   * Tell other tabs through a BroadcastChannel (when the runtime has one).
+   * Default: true in a page (`document` exists), false elsewhere, so that two
+   * clients of one Node process do not share a session unless asked to.
+   */
+  broadcast?: boolean
+  /** The device's clock, in epoch milliseconds. Default `Date.now`. */
+  now?: () => number
+}
+
+export interface LoginInput {
+  username: string
+  password: string
+  device_id?: string
+  device_type?: string
+  device_name?: string
+}
+
+/** What the app may know about the current session (no tokens). */
+export interface SessionInfo {
+  sessionId: string
+  userId: string | undefined
+  claims: Record<string, unknown>
+  /** Access token expiry and planned refresh, epoch milliseconds on this device's clock. */
+  expiresAt: number
+  refreshAt: number
+}
+
+export interface AuthClientEvents {
+  'session-ended': { reason: SessionEndReason, code: string }
+  /** A new token pair: `source` is `local` when this client refreshed, `other-tab` when another did. */
+  refresh: { sessionId: string, expiresAt: number, source: 'local' | 'other-tab' }
+  login: { sessionId: string, source: 'local' | 'other-tab' }
+  logout: { source: 'local' | 'other-tab' }
+}
+type EventName = keyof AuthClientEvents
+type Listener<E extends EventName> = (event: AuthClientEvents[E]) => void
+
+/** A login the server refused, or an answer the client cannot use. */
+export class AuthClientError extends Error {
+  readonly status: number
+  readonly code: string | null
+  constructor (message: string, status: number, code: string | null) {
+    super(message)
+    this.name = 'AuthClientError'
+    this.status = status
+    this.code = code
+  }
+}
+
+type Message =
+  | { type: 'tokens', kind: 'login' | 'refresh', tokens: StoredTokens }
+  | { type: 'ended', sessionId: string, reason: SessionEndReason, code: string }
+  | { type: 'logout', sessionId: string }
+
+interface ChannelLike {
+  postMessage: (message: Message) => void
+  close: () => void
+  onmessage: ((event: { data: Message }) => void) | null
+  unref?: () => void
+}
+
+/** The claims of a JWT, unverified: the client only needs `exp`. */
+export function decodeJwtPayload (token: string): Record<string, unknown> | null {
+  const part = token.split('.')[1]
+  if (part === undefined) return null
+  try {
+    const b64 = part.replace(/-/g, '+').replace(/_/g, '/')
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))
+    const claims: unknown = JSON.parse(new TextDecoder().decode(bytes))
+    return typeof claims === 'object' && claims !== null ? claims as Record<string, unknown> : null
+  } catch {
+    return null
+  }
+}
+
+async function errorCode (response: Response): Promise<string | null> {
+  try {
+    const body = await response.clone().json() as { code?: unknown } | null
+    return typeof body?.code === 'string' ? body.code : null
+  } catch {
+    return null
+  }
+}
+
+const ABSOLUTE = /^[a-z][a-z\d+.-]*:/i
+
+export interface AuthClient {
+  /** Signs in; throws an AuthClientError when the server refuses. */
+  login: (input: LoginInput) => Promise<SessionInfo>
+  /** `fetch` with the Bearer token, proactive refresh, and one retry after a refresh. */
+  fetch: (path: string, init?: RequestInit) => Promise<Response>
+  /** Ends the session on the server (best effort) and forgets the tokens everywhere. */
+  logout: () => Promise<void>
+  /** Subscribes; returns the unsubscribe function. */
+  on: <E extends EventName>(event: E, listener: Listener<E>) => () => void
+  /** The current session, or null when signed out. */
+  session: () => Promise<SessionInfo | null>
+  /** A fresh access token (for a WebSocket, say), or null when signed out. */
+  getAccessToken: () => Promise<string | null>
+  /** Refreshes now (single flight, cross-tab aware); resolves to whether a usable session remains. */
+  refresh: () => Promise<boolean>
+  /** Stops the timer and the channel; the client is not used after this. */
+  close: () => void
+}
+
+export function createAuthClient (options: AuthClientOptions): AuthClient {
+  if (typeof options?.baseUrl !== 'string') throw new TypeError('createAuthClient: baseUrl must be a string')
+  const seconds = (name: 'refreshBeforeSeconds' | 'jitterSeconds', fallback: number): number => {
+    const value = options[name] ?? fallback
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new TypeError(`createAuthClient: ${name} must be a number >= 0`)
+    return value * 1000
+  }
+  const baseUrl = options.baseUrl.replace(/\/+$/, '')
+  const refreshBefore = seconds('refreshBeforeSeconds', 30)
+  const jitterMax = seconds('jitterSeconds', 5)
+  const storage = options.storage ?? memoryStorage()
+  const now = options.now ?? Date.now
+  const name = options.name ?? `fastify-jwt-sessions:${baseUrl}`
+  const locks = options.locks !== undefined
+    ? options.locks
+    : (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks ?? null
+  const listeners = new Map<EventName, Set<Listener<EventName>>>()
+  let inflight: Promise<StoredTokens | null> | null = null
+  let jitter = { token: '', ms: 0 }
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let announcedEnd = ''
+  let closed = false
+
+  const doFetch = (url: string, init: RequestInit): Promise<Response> => {
+    // Unbound on purpose: a browser's fetch refuses a `this` other than the window.
+    const f = options.fetch ?? globalThis.fetch
+    return f(url, init)
+  }
+  const urlOf = (path: string) => ABSOLUTE.test(path) ? path : `${baseUrl}${path.startsWith('/') ? '' : '/'}${path}`
+  // A token goes only to the server it came from, never to a third party's absolute URL.
+  const ours = (url: string) => !ABSOLUTE.test(url) || url === baseUrl || url.startsWith(`${baseUrl}/`) || url.startsWith(`${baseUrl}?`)
+
+  function emit<E extends EventName> (event: E, payload: AuthClientEvents[E]): void {
+    for (const listener of [...(listeners.get(event) ?? [])]) {
+      try {
+        listener(payload)
+      } catch (err) {
+        // A listener's bug must not break the session logic: report it as the platform would.
+        const report = (globalThis as { reportError?: (e: unknown) => void }).reportError
+        if (report) report(err)
+        else console.error(err)
+      }
+    }
+  }
+
+  const ChannelCtor = (globalThis as { BroadcastChannel?: new (name: string) => ChannelLike }).BroadcastChannel
+  const broadcast = options.broadcast ?? typeof (globalThis as { document?: unknown }).document !== 'undefined'
+  const channel: ChannelLike | null = broadcast && ChannelCtor ? new ChannelCtor(name) : null
+  // A Node script must be able to exit with a client still open.
+  channel?.unref?.()
+  const post = (message: Message) => { channel?.postMessage(message) }
+
+  function refreshAt (tokens: StoredTokens): number {
+    const life = Math.max(0, tokens.expires_at - tokens.obtained_at)
+    const before = Math.min(refreshBefore, life / 4)
+    if (jitter.token !== tokens.refresh_token) jitter = { token: tokens.refresh_token, ms: Math.random() * Math.min(jitterMax, before / 2) }
+    return tokens.expires_at - before - jitter.ms
+  }
+
+  function info (tokens: StoredTokens): SessionInfo {
+    const claims = decodeJwtPayload(tokens.access_token) ?? {}
+    return {
+      sessionId: tokens.session_id,
+      userId: typeof claims.sub === 'string' ? claims.sub : undefined,
+      claims,
+      expiresAt: tokens.expires_at,
+      refreshAt: refreshAt(tokens)
+    }
+  }
+
+  async function toStored (response: Response, receivedAt: number): Promise<StoredTokens> {
+    const body = await response.json() as Partial<Record<'access_token' | 'refresh_token' | 'session_id', unknown>> & { expires_in?: unknown }
+    if (typeof body.access_token !== 'string' || typeof body.refresh_token !== 'string' || typeof body.session_id !== 'string' || typeof body.expires_in !== 'number') {
+      throw new AuthClientError('The server answered without a token pair', response.status, null)
+    }
+    const exp = decodeJwtPayload(body.access_token)?.exp
+    // Trust `exp` when this device's clock agrees with the server's; when it is
+    // off by more than a few seconds, count `expires_in` from receipt instead
+    // (one second less: the server's `iat` and `exp` are whole seconds).
+    const byReceipt = receivedAt + (body.expires_in - 1) * 1000
+    const byClaim = typeof exp === 'number' ? exp * 1000 : Number.NaN
+    const expiresAt = Math.abs(byClaim - byReceipt) <= 5000 ? byClaim : byReceipt
+    return { access_token: body.access_token, refresh_token: body.refresh_token, session_id: body.session_id, expires_at: expiresAt, obtained_at: receivedAt }
+  }
+
+  function schedule (tokens: StoredTokens | null): void {
+    clearTimeout(timer)
+    timer = undefined
+    if (!options.autoRefresh || !tokens || closed) return
+    timer = setTimeout(() => {
+      timer = undefined
+      void (async () => {
+        const current = await storage.get()
+        if (!current) return
+        if (now() >= refreshAt(current)) await refreshFrom(current)
+        else schedule(current)
+      })().catch(() => {})
+    }, Math.max(0, refreshAt(tokens) - now()))
+    // Timers keep a Node process alive; a script's client must not.
+    ;(timer as { unref?: () => void }).unref?.()
+  }
+
+  async function endSession (reason: SessionEndReason, code: string, basedOn: StoredTokens): Promise<void> {
+    const stored = await storage.get()
+    // A newer session (another tab signed in again) is not what ended.
+    if (stored && stored.session_id !== basedOn.session_id) return
+    if (stored) await storage.remove()
+    schedule(null)
+    if (announcedEnd === basedOn.session_id) return
+    announcedEnd = basedOn.session_id
+    post({ type: 'ended', sessionId: basedOn.session_id, reason, code })
+    emit('session-ended', { reason, code })
+  }
+
+  async function refreshWithServer (stored: StoredTokens): Promise<StoredTokens | null> {
+    let response: Response
+    try {
+      response = await doFetch(urlOf('/auth/refresh'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ refresh_token: stored.refresh_token })
+      })
+    } catch {
+      // Offline: keep the pair; the request itself will fail or succeed on its own.
+      return stored
+    }
+    if (response.ok) {
+      const next = await toStored(response, now())
+      await storage.set(next)
+      post({ type: 'tokens', kind: 'refresh', tokens: next })
+      schedule(next)
+      emit('refresh', { sessionId: next.session_id, expiresAt: next.expires_at, source: 'local' })
+      return next
+    }
+    const code = await errorCode(response)
+    const reason = code !== null ? ENDED[code] : undefined
+    if (response.status === 401 && reason) {
+      await endSession(reason, code!, stored)
+      return null
+    }
+    // Rate limited, store unavailable, a proxy's error page: keep the pair and let the request decide.
+    return stored
+  }
+
+  /**
+   * Single flight: one refresh per client at a time, under the cross-tab lock.
+   * Inside, a pair other than `used` in the storage means another tab (or
+   * process) refreshed or signed in already: that pair is the answer.
+   */
+  function refreshFrom (used: StoredTokens): Promise<StoredTokens | null> {
+    if (inflight) return inflight
+    const run = async (): Promise<StoredTokens | null> => {
+      const stored = await storage.get()
+      if (!stored) return null
+      if (stored.refresh_token !== used.refresh_token) return stored
+      return await refreshWithServer(stored)
+    }
+    inflight = (locks ? locks.request(`${name}:refresh`, run) : run()).finally(() => { inflight = null })
+    return inflight
+  }
+
+  /** The pair to send now: refreshed first when it is due. */
+  async function current (): Promise<StoredTokens | null> {
+    const stored = await storage.get()
+    if (stored && now() >= refreshAt(stored)) return await refreshFrom(stored)
+    return stored ?? null
+  }
+
+  const send = (url: string, init: RequestInit | undefined, tokens: StoredTokens | null) => {
+    const headers = new Headers(init?.headers)
+    if (tokens) headers.set('authorization', `Bearer ${tokens.access_token}`)
+    return doFetch(url, { ...init, headers })
+  }
+
+  async function authFetch (path: string, init?: RequestInit): Promise<Response> {
+    const url = urlOf(path)
+    if (!ours(url)) return await doFetch(url, init ?? {})
+    const tokens = await current()
+    const response = await send(url, init, tokens)
+    if (response.status !== 401 || !tokens) return response
+    const code = await errorCode(response)
+    if (code === null) return response
+    const refreshable = REFRESHABLE.has(code)
+    const reason = ENDED[code]
+    if (!refreshable && !reason) return response
+    // Another tab may have refreshed, or signed in again, meanwhile: use its pair.
+    const stored = await storage.get()
+    let next = stored && stored.access_token !== tokens.access_token ? stored : null
+    if (!next && refreshable) next = await refreshFrom(tokens)
+    if (next && next.access_token !== tokens.access_token) return await send(url, init, next)
+    if (reason) await endSession(reason, code, tokens)
+    return response
+  }
+
+  async function login (input: LoginInput): Promise<SessionInfo> {
+    const response = await doFetch(urlOf('/auth/login'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(input)
+    })
+    if (!response.ok) {
+      const code = await errorCode(response)
+      throw new AuthClientError(`Login failed (${response.status}${code ? ` ${code}` : ''})`, response.status, code)
+    }
+    const tokens = await toStored(response, now())
+    await storage.set(tokens)
+    announcedEnd = ''
+    post({ type: 'tokens', kind: 'login', tokens })
+    schedule(tokens)
+    emit('login', { sessionId: tokens.session_id, source: 'local' })
+    return info(tokens)
+  }
+
+  async function forget (sessionId: string): Promise<void> {
+    const stored = await storage.get()
+    if (stored && stored.session_id === sessionId) await storage.remove()
+    schedule(null)
+  }
+
+  async function logout (): Promise<void> {
+    const tokens = await storage.get()
+    if (!tokens) return
+    try {
+      await authFetch('/auth/logout', { method: 'POST' })
+    } catch {
+      // Offline: the tokens are forgotten anyway; the session times out on the server.
+    }
+    announcedEnd = tokens.session_id
+    await forget(tokens.session_id)
+    post({ type: 'logout', sessionId: tokens.session_id })
+    emit('logout', { source: 'local' })
+  }
+
+  async function onMessage (message: Message): Promise<void> {
+    if (message.type === 'tokens') {
+      const stored = await storage.get()
+      // Shared storage already holds it; a tab's own memory storage learns it here.
+      if (!stored || message.tokens.obtained_at > stored.obtained_at) await storage.set(message.tokens)
+      schedule(await storage.get() ?? null)
+      if (message.kind === 'login') {
+        announcedEnd = ''
+        emit('login', { sessionId: message.tokens.session_id, source: 'other-tab' })
+      } else {
+        emit('refresh', { sessionId: message.tokens.session_id, expiresAt: message.tokens.expires_at, source: 'other-tab' })
+      }
+    } else if (message.type === 'ended') {
+      await forget(message.sessionId)
+      if (announcedEnd === message.sessionId) return
+      announcedEnd = message.sessionId
+      emit('session-ended', { reason: message.reason, code: message.code })
+    } else {
+      announcedEnd = message.sessionId
+      await forget(message.sessionId)
+      emit('logout', { source: 'other-tab' })
+    }
+  }
+  if (channel) channel.onmessage = (event) => { void onMessage(event.data).catch(() => {}) }
+
+  // Timer mode picks up a session stored by an earlier page load or another tab.
+  if (options.autoRefresh) void Promise.resolve().then(() => storage.get()).then((t) => { schedule(t ?? null) }, () => {})
+
+  return {
+    login,
+    fetch: authFetch,
+    logout,
+    on (event, listener) {
+      let set = listeners.get(event)
+      if (!set) listeners.set(event, set = new Set())
+      set.add(listener as Listener<EventName>)
+      return () => { set.delete(listener as Listener<EventName>) }
+    },
+    async session () {
+      const tokens = await storage.get()
+      return tokens ? info(tokens) : null
+    },
+    async getAccessToken () {
+      return (await current())?.access_token ?? null
+    },
+    async refresh () {
+      const stored = await storage.get()
+      if (!stored) return false
+      return (await refreshFrom(stored)) !== null
+    },
+    close () {
+      closed = true
+      schedule(null)
+      listeners.clear()
+      channel?.close()
+    }
+  }
+}
