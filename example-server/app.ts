@@ -10,6 +10,9 @@ import ssoSession from '../plugins/sso-session/index.js'
 import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
 import type { SsoPolicyInput } from '../plugins/sso-session/index.js'
 import replayGuard from '../plugins/replay-guard/index.js'
+// --- client demo (issue 7) ---
+import clientDemo from './demo/index.js'
+// --- end client demo ---
 import type { ExampleConfig } from './config.js'
 import type { DemoUser } from './users.js'
 import { demoUsers } from './users.js'
@@ -127,6 +130,10 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
     await app.tokens.invalidateClaims(request.params.user_id)
     reply.code(204)
   })
+
+  // --- client demo (issue 7): the page at / and its bundle, built from client/ ---
+  await app.register(clientDemo)
+  // --- end client demo ---
 
   app.get('/healthz', async (request, reply) => {
     try {
