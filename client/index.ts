@@ -396,9 +396,11 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
   async function onMessage (message: Message): Promise<void> {
     if (message.type === 'tokens') {
       const stored = await storage.get()
+      // A message overtaken by a newer pair is old news.
+      if (stored && message.tokens.obtained_at < stored.obtained_at) return
       // Shared storage already holds it; a tab's own memory storage learns it here.
       if (!stored || message.tokens.obtained_at > stored.obtained_at) await storage.set(message.tokens)
-      schedule(await storage.get() ?? null)
+      schedule(message.tokens)
       if (message.kind === 'login') {
         announcedEnd = ''
         emit('login', { sessionId: message.tokens.session_id, source: 'other-tab' })

@@ -1,0 +1,246 @@
+import t from 'tap'
+import { createAuthClient, memoryStorage } from '../client/index.js'
+import { listeningApp, loginElsewhere, sleep } from './helpers/client.js'
+
+const alice = { username: 'alice', password: 'alice-pass' }
+const distinct = (list: Array<{ presented: string }>) => new Set(list.map((r) => r.presented)).size
+
+t.test('proactive: a call after the planned refresh time refreshes first, and never sends an expired token', async (t) => {
+  const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 2 })
+  const client = createAuthClient({ baseUrl, jitterSeconds: 0 })
+  const events: string[] = []
+  client.on('refresh', ({ source }) => events.push(source))
+  const first = await client.login(alice)
+  t.ok(first.refreshAt < first.expiresAt && first.refreshAt >= first.expiresAt - 500, 'a quarter of a short life before expiry')
+  t.equal((await client.fetch('/api/me')).status, 200)
+  t.equal(refreshes.length, 0, 'not yet due')
+  await sleep(first.refreshAt - Date.now() + 20)
+  t.equal((await client.fetch('/api/me')).status, 200)
+  t.same(refreshes.map((r) => r.status), [200], 'one refresh')
+  const second = (await client.session())!
+  t.equal(second.sessionId, first.sessionId, 'same session')
+  t.ok(second.expiresAt > first.expiresAt)
+  t.same(events, ['local'])
+  t.same(apiStatuses, [200, 200], 'no 401 on the way')
+})
+
+t.test('reactive: a 401 AUTH_TOKEN_EXPIRED (the device clock went back) refreshes once and retries once', async (t) => {
+  const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 1 })
+  let skew = 0
+  const client = createAuthClient({ baseUrl, now: () => Date.now() + skew })
+  await client.login(alice)
+  skew = -60_000
+  await sleep(1100)
+  const res = await client.fetch('/api/me')
+  t.equal(res.status, 200)
+  t.same(apiStatuses, [401, 200])
+  t.equal(refreshes.length, 1)
+})
+
+t.test('reactive: 20 concurrent calls with an expired token cause one refresh and 20 retries', async (t) => {
+  const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 1 })
+  let skew = 0
+  const client = createAuthClient({ baseUrl, now: () => Date.now() + skew })
+  await client.login(alice)
+  skew = -60_000
+  await sleep(1100)
+  const statuses = await Promise.all(Array.from({ length: 20 }, () => client.fetch('/api/me').then((r) => r.status)))
+  t.same(statuses, Array(20).fill(200))
+  t.equal(refreshes.length, 1, 'exactly one refresh')
+  t.equal(apiStatuses.filter((s) => s === 401).length, 20)
+})
+
+t.test('a 401 AUTH_TOKEN_STALE after a role change refreshes and retries: the answer has the new roles', async (t) => {
+  const { baseUrl, refreshes } = await listeningApp(t)
+  const client = createAuthClient({ baseUrl })
+  await client.login(alice)
+  const admin = await loginElsewhere(baseUrl, 'root')
+  const put = await fetch(`${baseUrl}/admin/users/alice/roles`, { method: 'PUT', headers: { authorization: `Bearer ${admin.access_token}`, 'content-type': 'application/json' }, body: JSON.stringify({ roles: ['user', 'beta'] }) })
+  t.equal(put.status, 204)
+  const res = await client.fetch('/api/me')
+  t.equal(res.status, 200)
+  t.same((await res.json()).roles, ['user', 'beta'])
+  t.same((await client.session())!.claims.roles, ['user', 'beta'])
+  t.equal(refreshes.length, 1)
+})
+
+t.test('the retry happens once: a second 401 reaches the app', async (t) => {
+  const { baseUrl, refreshes } = await listeningApp(t)
+  let apiCalls = 0
+  const client = createAuthClient({
+    baseUrl,
+    fetch: async (url, init) => {
+      if (String(url).endsWith('/api/me')) {
+        apiCalls++
+        return Response.json({ statusCode: 401, code: 'AUTH_TOKEN_EXPIRED' }, { status: 401 })
+      }
+      return await fetch(url, init)
+    }
+  })
+  await client.login(alice)
+  const res = await client.fetch('/api/me')
+  t.equal(res.status, 401)
+  t.equal((await res.json()).code, 'AUTH_TOKEN_EXPIRED', 'the body is still readable')
+  t.equal(apiCalls, 2)
+  t.equal(refreshes.length, 1)
+})
+
+t.test('single flight: 20 concurrent calls across an expiry cause exactly one refresh', async (t) => {
+  const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 2 })
+  const client = createAuthClient({ baseUrl })
+  const { expiresAt } = await client.login(alice)
+  await sleep(expiresAt - Date.now() + 50)
+  const statuses = await Promise.all(Array.from({ length: 20 }, () => client.fetch('/api/me').then((r) => r.status)))
+  t.same(statuses, Array(20).fill(200))
+  t.equal(refreshes.length, 1)
+  t.notOk(apiStatuses.includes(401))
+  // and again for the next pair, spread over its expiry
+  const spread = []
+  for (let i = 0; i < 20; i++) {
+    spread.push(client.fetch('/api/me').then((r) => r.status))
+    await sleep(100)
+  }
+  t.same(await Promise.all(spread), Array(20).fill(200))
+  t.equal(distinct(refreshes), refreshes.length, 'no refresh token presented twice')
+  t.ok(refreshes.length >= 2 && refreshes.length <= 3, `one refresh per expiry (${refreshes.length})`)
+})
+
+t.test('timer mode refreshes without calls, picks up a stored session, and stops on close', async (t) => {
+  const { baseUrl, refreshes } = await listeningApp(t, { accessTtl: 2 })
+  const storage = memoryStorage()
+  const client = createAuthClient({ baseUrl, storage, autoRefresh: true })
+  await client.login(alice)
+  await sleep(2600)
+  t.ok(refreshes.length >= 2, `refreshed on the timer (${refreshes.length})`)
+  t.equal(distinct(refreshes), refreshes.length)
+  client.close()
+  const before = refreshes.length
+  await sleep(2100)
+  t.equal(refreshes.length, before, 'closed: no more refreshes')
+
+  const resumed = createAuthClient({ baseUrl, storage, autoRefresh: true })
+  t.teardown(() => resumed.close())
+  await sleep(2100)
+  t.ok(refreshes.length > before, 'a new client picks up the stored session')
+  t.equal((await resumed.fetch('/api/me')).status, 200)
+})
+
+t.test('timer mode: a timer that finds the session gone, or already refreshed by another client, does nothing', async (t) => {
+  const { baseUrl, refreshes } = await listeningApp(t, { accessTtl: 2 })
+  const storage = memoryStorage()
+  const timed = createAuthClient({ baseUrl, storage, autoRefresh: true, jitterSeconds: 0 })
+  t.teardown(() => timed.close())
+  const other = createAuthClient({ baseUrl, storage, jitterSeconds: 0 })
+  const { refreshAt } = await timed.login(alice)
+  // the other client refreshes just before the timer fires: the timer finds a pair not yet due
+  await sleep(refreshAt - Date.now() - 60)
+  t.equal(await other.refresh(), true)
+  await sleep(200)
+  t.equal(refreshes.length, 1)
+  // the session is forgotten before the next timer
+  await storage.remove()
+  await sleep(2000)
+  t.equal(refreshes.length, 1)
+  const failing = createAuthClient({ baseUrl, autoRefresh: true, storage: { get: () => Promise.reject(new Error('locked')), set () {}, remove () {} } })
+  failing.close()
+})
+
+t.test('a refresh the server cannot answer now (429, 503, offline) keeps the pair', async (t) => {
+  const { baseUrl, refreshes } = await listeningApp(t, { accessTtl: 4, refreshRateMax: 1 })
+  let offline = false
+  const client = createAuthClient({ baseUrl, fetch: async (url, init) => { if (offline && String(url).endsWith('/auth/refresh')) throw new TypeError('fetch failed'); return await fetch(url, init) } })
+  await client.login(alice)
+  t.equal(await client.refresh(), true)
+  const pair = await client.getAccessToken()
+  t.equal(await client.refresh(), true, 'rate limited: still signed in')
+  t.same(refreshes.map((r) => r.status), [200, 429])
+  t.equal(await client.getAccessToken(), pair, 'same pair')
+  offline = true
+  t.equal(await client.refresh(), true, 'offline: still signed in')
+  t.equal((await client.fetch('/api/me')).status, 200)
+})
+
+t.test('a device clock far off the server\'s counts expires_in from receipt', async (t) => {
+  const { baseUrl } = await listeningApp(t)
+  const late = Date.now() - 3_600_000
+  const client = createAuthClient({ baseUrl, now: () => Date.now() - 3_600_000 })
+  const { expiresAt } = await client.login(alice)
+  t.ok(Math.abs(expiresAt - (late + 299_000)) < 1000, 'expires_in - 1 s after receipt, on the device clock')
+  t.equal((await client.fetch('/api/me')).status, 200)
+})
+
+t.test('session-ended from a refresh: replaced, revoked, reused, expired', async (t) => {
+  t.test('replaced: a login elsewhere under single', async (t) => {
+    const { baseUrl } = await listeningApp(t)
+    const client = createAuthClient({ baseUrl })
+    const ended: string[] = []
+    client.on('session-ended', ({ reason, code }) => ended.push(`${reason}:${code}`))
+    await client.login(alice)
+    await loginElsewhere(baseUrl, 'alice')
+    t.equal(await client.refresh(), false)
+    t.same(ended, ['replaced:AUTH_SESSION_REPLACED'])
+    t.equal(await client.session(), null)
+  })
+  t.test('revoked: logout-all from another device', async (t) => {
+    const { baseUrl } = await listeningApp(t, { sso: 'off' })
+    const client = createAuthClient({ baseUrl })
+    const ended: string[] = []
+    client.on('session-ended', ({ reason }) => ended.push(reason))
+    await client.login(alice)
+    const other = await loginElsewhere(baseUrl, 'alice')
+    t.equal((await fetch(`${baseUrl}/auth/logout-all`, { method: 'POST', headers: { authorization: `Bearer ${other.access_token}` } })).status, 204)
+    t.equal(await client.refresh(), false)
+    t.same(ended, ['revoked'])
+  })
+  t.test('reused: a copy of the pair refreshed after the grace window ends the session for both', async (t) => {
+    const { baseUrl } = await listeningApp(t, { refreshGrace: 0 })
+    const mine = memoryStorage()
+    const client = createAuthClient({ baseUrl, storage: mine })
+    await client.login(alice)
+    const copy = memoryStorage()
+    await copy.set((await mine.get())!)
+    const thief = createAuthClient({ baseUrl, storage: copy })
+    const ended: string[] = []
+    client.on('session-ended', ({ reason }) => ended.push(`client:${reason}`))
+    thief.on('session-ended', ({ reason }) => ended.push(`thief:${reason}`))
+    t.equal(await client.refresh(), true)
+    await sleep(1100)
+    t.equal(await thief.refresh(), false)
+    t.equal((await client.fetch('/api/me')).status, 401)
+    t.same(ended, ['thief:reused', 'client:revoked'])
+  })
+  t.test('expired: the session\'s absolute lifetime', async (t) => {
+    const { baseUrl } = await listeningApp(t, { accessTtl: 1, sessionMaxAge: 2 })
+    const client = createAuthClient({ baseUrl })
+    const ended: string[] = []
+    client.on('session-ended', ({ reason }) => ended.push(reason))
+    await client.login(alice)
+    await sleep(2100)
+    const res = await client.fetch('/api/me')
+    t.equal(res.status, 401)
+    t.same(ended, ['expired'])
+    t.equal(await client.session(), null)
+  })
+})
+
+t.test('listeners: unsubscribe, and a throwing listener is reported without breaking the others', async (t) => {
+  const { baseUrl } = await listeningApp(t)
+  const client = createAuthClient({ baseUrl })
+  const seen: string[] = []
+  const off = client.on('login', () => seen.push('removed'))
+  off()
+  client.on('login', () => { throw new Error('listener bug') })
+  client.on('login', () => seen.push('second'))
+  const errors: unknown[] = []
+  const original = console.error
+  console.error = (err: unknown) => { errors.push(err) }
+  t.teardown(() => { console.error = original })
+  await client.login(alice)
+  t.same(seen, ['second'])
+  t.match(errors, [{ message: 'listener bug' }], 'console.error in Node')
+  const g = globalThis as { reportError?: (e: unknown) => void }
+  g.reportError = (err) => { errors.push(['reported', err]) }
+  t.teardown(() => { delete g.reportError })
+  await client.login(alice)
+  t.match(errors[1], ['reported', { message: 'listener bug' }], 'reportError where the platform has it')
+})
