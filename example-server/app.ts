@@ -7,6 +7,7 @@ import { Redis, Cluster } from 'ioredis'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { ForbiddenError, UserNotFoundError } from '../lib/errors.js'
 import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
+import refreshRotation from '../plugins/refresh-rotation/index.js'
 import type { ExampleConfig } from './config.js'
 import type { DemoUser } from './users.js'
 import { demoUsers } from './users.js'
@@ -50,8 +51,23 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
     maxSessionAge: config.sessionMaxAge
   })
 
+  // --- refresh-rotation: POST /auth/refresh, refresh and login rate limits ---
+  await app.register(refreshRotation, {
+    route: '/auth/refresh',
+    grace: config.refreshGrace,
+    refreshRateLimit: { max: config.refreshRateMax, timeWindow: config.refreshRateWindow },
+    loginRateLimit: { max: config.loginRateMax, timeWindow: config.loginRateWindow },
+    // Roles are read again at every refresh: a role change shows up there.
+    async loadClaims (userId) {
+      const user = users.get(userId)
+      return user ? { roles: user.roles } : null
+    }
+  })
+  // --- end refresh-rotation ---
+
   await app.register(authRoutes, {
     prefix: '/auth',
+    loginConfig: app.refreshRotation.loginRouteConfig,
     async verifyCredentials (username, password) {
       const user = users.get(username)
       if (!user || !samePassword(password, user.password)) return null

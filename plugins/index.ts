@@ -5,6 +5,8 @@
  */
 export { default as tokenLifecycle, authRoutes, TokenService, readAuthorization } from './token-lifecycle/index.js'
 export type { TokenLifecycleOptions, AuthRoutesOptions, VerifiedUser, JwtOptions, JwtAlgorithm, Duration } from './token-lifecycle/index.js'
+export { default as refreshRotation, RefreshTokenCodec } from './refresh-rotation/index.js'
+export type { RefreshRotationOptions, RefreshRotationService, ReuseEvent, RateLimitSetting, RefreshToken } from './refresh-rotation/index.js'
 export * from '../lib/errors.js'
 export type * from '../lib/types.js'
 export { createKeyspace } from '../lib/keys.js'
