@@ -38,10 +38,13 @@ export async function customApp (t: Test, opts: CustomAppOptions = {}): Promise<
   const url = opts.redisUrl ?? REDIS_URL
   const app = Fastify()
   const roles = new Map<string, string[]>([['alice', ['user']], ['bob', ['user']]])
-  await app.register(fastifyRedis, {
-    client: new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 500 }),
-    closeClient: true
-  })
+  const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 500 })
+  // A test may kill its own Redis: its reconnect errors are expected, not unhandled.
+  client.on('error', () => {})
+  // A Redis of its own is thrown away whole; the shared one is cleaned by prefix.
+  const own = opts.redisUrl !== undefined
+  await app.register(fastifyRedis, { client, closeClient: !own })
+  if (own) t.teardown(() => { client.disconnect() })
   await app.register(tokenLifecycle, { keyPrefix, jwt: { secret: TEST_SECRET }, ...opts.lifecycle })
   await opts.before?.(app)
   await app.register(refreshRotation, {
@@ -60,7 +63,7 @@ export async function customApp (t: Test, opts: CustomAppOptions = {}): Promise<
   })
   app.get('/api/me', { onRequest: app.authenticate }, async (request) => ({ roles: request.auth!.claims.roles }))
   t.teardown(() => app.close())
-  cleanupPrefix(t, keyPrefix, url)
+  if (!own) cleanupPrefix(t, keyPrefix, url)
   await app.ready()
   return { app, roles, keyPrefix }
 }
