@@ -73,7 +73,7 @@ const MIN_SECRET_BYTES = 32
 const NAME = 'refresh-rotation'
 
 function rate (value: RateLimitSetting, name: string): ResolvedRateLimit {
-  if (!value || typeof value !== 'object' || !Number.isInteger(value.max) || value.max < 1) {
+  if (typeof value !== 'object' || !Number.isInteger(value.max) || value.max < 1) {
     throw new TypeError(`${NAME}: ${name}.max must be a positive integer`)
   }
   return { max: value.max, windowMs: toPositiveMs(value.timeWindow, `${name}.timeWindow`) }
