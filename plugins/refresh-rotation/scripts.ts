@@ -34,7 +34,10 @@ export const RotateStatus = {
  * chooses the preimage (the token), not the compared bytes; learning how many
  * leading bytes of a SHA-256 output match tells nothing about the secret
  * token. The token's MAC, the secret-dependent check, is compared in constant
- * time in JS before this script runs.
+ * time in JS before this script runs. An older generation is not compared
+ * with any digest: only this server can mint a token that passes the MAC, and
+ * a session has exactly one token per generation (one chain, grown by
+ * derivation from one random nonce), so the MAC already identifies it.
  *
  * KEYS[1]  session hash
  * KEYS[2]  the user's session index (sorted set): the session leaves it on reuse
