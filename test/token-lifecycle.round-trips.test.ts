@@ -30,7 +30,7 @@ t.test('an authenticated request costs exactly one Redis command: the verify scr
 
   sent.length = 0
   await login(app, 'alice')
-  t.same(sent, ['evalsha'], 'login with SSO eviction is one call')
+  t.same(sent, ['evalsha', 'evalsha'], 'login: the rate-limit counter, then session opening with SSO eviction in one call')
   sent.length = 0
   const denied = await me(app, pair.access_token)
   t.equal(denied.json().code, 'AUTH_SESSION_REPLACED')
