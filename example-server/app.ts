@@ -10,6 +10,7 @@ import ssoSession from '../plugins/sso-session/index.js'
 import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
 import type { SsoPolicyInput } from '../plugins/sso-session/index.js'
 import replayGuard from '../plugins/replay-guard/index.js'
+import refreshRotation from '../plugins/refresh-rotation/index.js'
 // --- client demo (issue 7) ---
 import clientDemo from './demo/index.js'
 // --- end client demo ---
@@ -78,8 +79,23 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
   await app.register(replayGuard, { dpop: true })
   // --- end replay-guard ---
 
+  // --- refresh-rotation: POST /auth/refresh, refresh and login rate limits ---
+  await app.register(refreshRotation, {
+    route: '/auth/refresh',
+    grace: config.refreshGrace,
+    refreshRateLimit: { max: config.refreshRateMax, timeWindow: config.refreshRateWindow },
+    loginRateLimit: { max: config.loginRateMax, timeWindow: config.loginRateWindow },
+    // Roles are read again at every refresh: a role change shows up there.
+    async loadClaims (userId) {
+      const user = users.get(userId)
+      return user ? { roles: user.roles } : null
+    }
+  })
+  // --- end refresh-rotation ---
+
   await app.register(authRoutes, {
     prefix: '/auth',
+    loginConfig: app.refreshRotation.loginRouteConfig,
     async verifyCredentials (username, password) {
       const user = users.get(username)
       if (!user || !samePassword(password, user.password)) return null

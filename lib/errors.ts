@@ -28,6 +28,7 @@ export const ForbiddenError = make('AUTH_FORBIDDEN', 'Insufficient permissions',
 export const SessionNotFoundError = make('AUTH_SESSION_NOT_FOUND', 'Session not found', 404)
 export const UserNotFoundError = make('AUTH_USER_NOT_FOUND', 'User not found', 404)
 export const StoreUnavailableError = make('AUTH_STORE_UNAVAILABLE', 'Authentication store is unavailable', 503)
+export const RateLimitedError = make('AUTH_RATE_LIMITED', 'Too many requests; retry later', 429)
 
 export type AuthErrorCode =
   | 'AUTH_TOKEN_MISSING'
@@ -46,6 +47,7 @@ export type AuthErrorCode =
   | 'AUTH_SESSION_NOT_FOUND'
   | 'AUTH_USER_NOT_FOUND'
   | 'AUTH_STORE_UNAVAILABLE'
+  | 'AUTH_RATE_LIMITED'
 
 export interface AuthError extends Error {
   code: AuthErrorCode

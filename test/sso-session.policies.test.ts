@@ -55,7 +55,7 @@ t.test('off: sessions accumulate', async (t) => {
 })
 
 t.test('20 concurrent logins under single leave exactly one live session', async (t) => {
-  const app = await exampleApp(t)
+  const app = await exampleApp(t, { loginRateMax: 100 })
   const pairs = await Promise.all(Array.from({ length: 20 }, (_, i) => login(app, 'alice', { device_id: `tab-${i}` })))
   const statuses = await Promise.all(pairs.map(async (p) => (await me(app, p.access_token)).json()))
   const live = statuses.filter((s) => s.user_id === 'alice')
@@ -65,7 +65,7 @@ t.test('20 concurrent logins under single leave exactly one live session', async
 })
 
 t.test('20 concurrent logins under max:3 leave exactly three', async (t) => {
-  const app = await exampleApp(t, { sso: 'max:3' })
+  const app = await exampleApp(t, { sso: 'max:3', loginRateMax: 100 })
   const pairs = await Promise.all(Array.from({ length: 20 }, () => login(app, 'bob')))
   const live = (await Promise.all(pairs.map((p) => me(app, p.access_token)))).filter((r) => r.statusCode === 200)
   t.equal(live.length, 3)

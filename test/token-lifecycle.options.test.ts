@@ -63,6 +63,15 @@ t.test('auth routes check their callbacks at register time', async (t) => {
   await t.rejects(pluginApp(t, {}, (app) => { app.register(authRoutes, { verifyCredentials: async () => null, changePassword: 'x' as never }) }), /changePassword must be a function/)
 })
 
+t.test('auth routes work without any extra login config', async (t) => {
+  const app = await pluginApp(t, {}, (app) => {
+    app.register(authRoutes, { prefix: '/auth', verifyCredentials: async (username) => ({ userId: username }) })
+  })
+  const res = await app.inject({ method: 'POST', url: '/auth/login', payload: { username: 'u', password: 'p' } })
+  t.equal(res.statusCode, 200)
+  t.equal((await app.inject({ url: '/auth/sessions', headers: bearer(res.json().access_token) })).json().sessions.length, 1)
+})
+
 t.test('a client passed in options (or a namespaced @fastify/redis one) is used', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())

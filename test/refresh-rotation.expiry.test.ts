@@ -1,0 +1,50 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { REDIS_URL, exampleApp, login } from './helpers/app.js'
+import { refresh } from './helpers/refresh.js'
+
+t.test('an unused session expires after the idle timeout: its refresh token is AUTH_REFRESH_INVALID', async (t) => {
+  const app = await exampleApp(t, { refreshTtl: 1 })
+  const pair = await login(app, 'alice')
+  t.equal(pair.refresh_expires_in, 1)
+  await sleep(1200)
+  const res = await refresh(app, pair.refresh_token)
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'AUTH_REFRESH_INVALID')
+})
+
+t.test('each refresh slides the idle timeout', async (t) => {
+  const app = await exampleApp(t, { refreshTtl: 1 })
+  let token = (await login(app, 'alice')).refresh_token
+  for (let i = 0; i < 3; i++) {
+    await sleep(600)
+    const res = await refresh(app, token)
+    t.equal(res.statusCode, 200, `refresh ${i} after ${(i + 1) * 600} ms`)
+    token = res.json().refresh_token
+  }
+})
+
+t.test('past the absolute session age a refresh is AUTH_SESSION_EXPIRED, however active the session', async (t) => {
+  const app = await exampleApp(t, { accessTtl: 1, sessionMaxAge: 1 })
+  const pair = await login(app, 'alice')
+  t.equal(pair.refresh_expires_in, 1)
+  const next = await refresh(app, pair.refresh_token)
+  t.equal(next.statusCode, 200)
+  await sleep(1100)
+  const res = await refresh(app, next.json().refresh_token)
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'AUTH_SESSION_EXPIRED')
+  t.match(res.headers['www-authenticate'], /^Bearer error="invalid_token"/)
+})
+
+t.test('the session hash is the authority on the absolute deadline (a shortened session expires)', async (t) => {
+  const app = await exampleApp(t)
+  const pair = await login(app, 'alice')
+  const raw = new Redis(REDIS_URL)
+  t.teardown(() => raw.quit())
+  await raw.hset(app.tokens.keys.session('alice', pair.session_id), 'a', Date.now() - 1)
+  const res = await refresh(app, pair.refresh_token)
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'AUTH_SESSION_EXPIRED')
+})

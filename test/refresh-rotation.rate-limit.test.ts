@@ -1,0 +1,74 @@
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { exampleApp, login } from './helpers/app.js'
+import { customApp, refresh, scanPrefix } from './helpers/refresh.js'
+
+t.test('refreshes per session are limited, grace answers included: 429 with Retry-After', async (t) => {
+  const app = await exampleApp(t, { refreshRateMax: 3, refreshRateWindow: 60 })
+  const pair = await login(app, 'alice')
+  for (let i = 0; i < 3; i++) t.equal((await refresh(app, pair.refresh_token)).statusCode, 200, `refresh ${i}`)
+  const limited = await refresh(app, pair.refresh_token)
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.json().code, 'AUTH_RATE_LIMITED')
+  const after = Number(limited.headers['retry-after'])
+  t.ok(after > 0 && after <= 60, `Retry-After ${after}`)
+  // Another session of the same user has its own budget.
+  const other = await login(app, 'alice', { device_id: 'tablet' })
+  t.equal((await refresh(app, other.refresh_token)).statusCode, 200)
+  // Every rate-limit key expires.
+  const keys = (await scanPrefix(app.tokens.keys.prefix)).filter((k) => k.key.includes(':rl:'))
+  t.ok(keys.length >= 3)
+  for (const k of keys) t.ok(k.ttl > 0 && k.ttl <= 60_000, `${k.key} ttl ${k.ttl}`)
+})
+
+t.test('forged tokens naming a session do not spend its budget', async (t) => {
+  const app = await exampleApp(t, { refreshRateMax: 2 })
+  const pair = await login(app, 'alice')
+  const parts = pair.refresh_token.split('.')
+  parts[5] = randomBytes(32).toString('base64url')
+  for (let i = 0; i < 5; i++) t.equal((await refresh(app, parts.join('.'))).json().code, 'AUTH_REFRESH_INVALID')
+  t.equal((await refresh(app, pair.refresh_token)).statusCode, 200)
+})
+
+t.test('refreshes per client address are limited, whatever the token', async (t) => {
+  const { app } = await customApp(t, { refresh: { refreshRateLimit: { max: 100, timeWindow: '1m', addressMax: 3 } } })
+  for (let i = 0; i < 3; i++) t.equal((await refresh(app, 'garbage')).statusCode, 401)
+  const limited = await refresh(app, 'garbage')
+  t.equal(limited.statusCode, 429)
+  t.ok(Number(limited.headers['retry-after']) > 0)
+})
+
+t.test('login attempts per username and client address are limited: 429 with Retry-After', async (t) => {
+  const app = await exampleApp(t, { loginRateMax: 2, loginRateWindow: 60 })
+  const attempt = (username: string, password: string) => app.inject({ method: 'POST', url: '/auth/login', payload: { username, password } })
+  t.equal((await attempt('alice', 'wrong')).statusCode, 401)
+  t.equal((await attempt('alice', 'alice-pass')).statusCode, 200)
+  const limited = await attempt('alice', 'alice-pass')
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.json().code, 'AUTH_RATE_LIMITED')
+  t.ok(Number(limited.headers['retry-after']) > 0)
+  // Another username from the same address is counted apart.
+  t.equal((await attempt('bob', 'bob-pass')).statusCode, 200)
+  // The username is kept out of Redis keys (a digest instead); the key expires.
+  const keys = (await scanPrefix(app.tokens.keys.prefix)).filter((k) => k.key.includes(':rl:'))
+  t.equal(keys.length, 2)
+  for (const k of keys) {
+    t.notOk(k.key.includes('alice') || k.key.includes('bob'), k.key)
+    t.ok(k.ttl > 0 && k.ttl <= 60_000)
+  }
+})
+
+t.test('without rate limits nothing is counted', async (t) => {
+  const { app, keyPrefix } = await customApp(t, { refresh: { refreshRateLimit: false, loginRateLimit: false } })
+  t.same(app.refreshRotation.loginRouteConfig, {})
+  for (let i = 0; i < 15; i++) t.equal((await refresh(app, 'garbage')).statusCode, 401)
+  t.equal((await scanPrefix(keyPrefix)).length, 0)
+})
+
+t.test('login limit alone, or refresh limit alone', async (t) => {
+  const loginOnly = await customApp(t, { refresh: { refreshRateLimit: false, loginRateLimit: { max: 1, timeWindow: 60 } } })
+  for (let i = 0; i < 3; i++) t.equal((await refresh(loginOnly.app, 'garbage')).statusCode, 401)
+  const refreshOnly = await customApp(t, { refresh: { loginRateLimit: false } })
+  t.same(refreshOnly.app.refreshRotation.loginRouteConfig, {})
+  for (let i = 0; i < 12; i++) t.equal((await refreshOnly.app.inject({ method: 'POST', url: '/auth/login', payload: { username: 'bob', password: 'x' } })).statusCode, 401)
+})
