@@ -25,11 +25,16 @@ const ENDED: Readonly<Record<string, SessionEndReason>> = {
   AUTH_SESSION_REPLACED: 'replaced',
   AUTH_SESSION_REVOKED: 'revoked',
   AUTH_REFRESH_REUSED: 'reused',
-  AUTH_SESSION_EXPIRED: 'expired',
-  // The server discloses a session's state only to a refresh token it really
-  // issued; an unknown or timed-out refresh token means: sign in again.
-  AUTH_REFRESH_INVALID: 'expired'
+  AUTH_SESSION_EXPIRED: 'expired'
 }
+
+/**
+ * The contract lets a server answer AUTH_REFRESH_INVALID for an ended session
+ * instead of disclosing its state. A refresh token refused before its own
+ * expiry was ended by the server (`revoked`); one past it timed out (`expired`).
+ */
+const invalidRefreshReason = (tokens: StoredTokens, at: number): SessionEndReason =>
+  tokens.refresh_expires_at !== undefined && at >= tokens.refresh_expires_at ? 'expired' : 'revoked'
 const REFRESHABLE = new Set(['AUTH_TOKEN_EXPIRED', 'AUTH_TOKEN_STALE'])
 
 /** The subset of the Web Locks API (`navigator.locks`) the client uses. */
@@ -231,7 +236,7 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
   }
 
   async function toStored (response: Response, receivedAt: number): Promise<StoredTokens> {
-    const body = await response.json() as Partial<Record<'access_token' | 'refresh_token' | 'session_id', unknown>> & { expires_in?: unknown }
+    const body = await response.json() as Partial<Record<'access_token' | 'refresh_token' | 'session_id' | 'expires_in' | 'refresh_expires_in', unknown>>
     if (typeof body.access_token !== 'string' || typeof body.refresh_token !== 'string' || typeof body.session_id !== 'string' || typeof body.expires_in !== 'number') {
       throw new AuthClientError('The server answered without a token pair', response.status, null)
     }
@@ -242,7 +247,9 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
     const byReceipt = receivedAt + (body.expires_in - 1) * 1000
     const byClaim = typeof exp === 'number' ? exp * 1000 : Number.NaN
     const expiresAt = Math.abs(byClaim - byReceipt) <= 5000 ? byClaim : byReceipt
-    return { access_token: body.access_token, refresh_token: body.refresh_token, session_id: body.session_id, expires_at: expiresAt, obtained_at: receivedAt }
+    const tokens: StoredTokens = { access_token: body.access_token, refresh_token: body.refresh_token, session_id: body.session_id, expires_at: expiresAt, obtained_at: receivedAt }
+    if (typeof body.refresh_expires_in === 'number') tokens.refresh_expires_at = receivedAt + body.refresh_expires_in * 1000
+    return tokens
   }
 
   function schedule (tokens: StoredTokens | null): void {
@@ -295,7 +302,7 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
       return next
     }
     const code = await errorCode(response)
-    const reason = code !== null ? ENDED[code] : undefined
+    const reason = code === 'AUTH_REFRESH_INVALID' ? invalidRefreshReason(stored, now()) : code !== null ? ENDED[code] : undefined
     if (response.status === 401 && reason) {
       await endSession(reason, code!, stored)
       return null

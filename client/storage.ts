@@ -12,6 +12,8 @@ export interface StoredTokens {
   expires_at: number
   /** When this pair was obtained, in epoch milliseconds on this device's clock (orders pairs across tabs). */
   obtained_at: number
+  /** When the refresh token expires unless used (`refresh_expires_in` from receipt), when the server said. */
+  refresh_expires_at?: number
 }
 
 type MaybePromise<T> = T | Promise<T>
@@ -44,7 +46,8 @@ const isTokens = (v: unknown): v is StoredTokens => {
   const t = v as Record<string, unknown> | null
   return typeof t === 'object' && t !== null &&
     typeof t.access_token === 'string' && typeof t.refresh_token === 'string' && typeof t.session_id === 'string' &&
-    typeof t.expires_at === 'number' && typeof t.obtained_at === 'number'
+    typeof t.expires_at === 'number' && typeof t.obtained_at === 'number' &&
+    (t.refresh_expires_at === undefined || typeof t.refresh_expires_at === 'number')
 }
 
 /**

@@ -190,7 +190,34 @@ t.test('session-ended from a refresh: replaced, revoked, reused, expired', async
     const other = await loginElsewhere(baseUrl, 'alice')
     t.equal((await fetch(`${baseUrl}/auth/logout-all`, { method: 'POST', headers: { authorization: `Bearer ${other.access_token}` } })).status, 204)
     t.equal(await client.refresh(), false)
-    t.same(ended, ['revoked'])
+    t.same(ended, ['revoked'], 'the server may answer AUTH_REFRESH_INVALID: before the refresh token\'s expiry, that is a revocation')
+
+    // a server that does not say when the refresh token expires
+    const terse = createAuthClient({
+      baseUrl,
+      fetch: async (url, init) => {
+        const res = await fetch(url, init)
+        if (!String(url).endsWith('/auth/login')) return res
+        const { refresh_expires_in: _, ...rest } = await res.json()
+        return Response.json(rest)
+      }
+    })
+    terse.on('session-ended', ({ reason }) => ended.push(`terse:${reason}`))
+    await terse.login(alice)
+    const again = await loginElsewhere(baseUrl, 'alice')
+    await fetch(`${baseUrl}/auth/logout-all`, { method: 'POST', headers: { authorization: `Bearer ${again.access_token}` } })
+    t.equal(await terse.refresh(), false)
+    t.same(ended, ['revoked', 'terse:revoked'])
+  })
+  t.test('expired: a refresh token unused past its idle timeout', async (t) => {
+    const { baseUrl } = await listeningApp(t, { refreshTtl: 1 })
+    const client = createAuthClient({ baseUrl })
+    const ended: string[] = []
+    client.on('session-ended', ({ reason, code }) => ended.push(`${reason}:${code}`))
+    await client.login(alice)
+    await sleep(1100)
+    t.equal(await client.refresh(), false)
+    t.same(ended, ['expired:AUTH_REFRESH_INVALID'])
   })
   t.test('reused: a copy of the pair refreshed after the grace window ends the session for both', async (t) => {
     const { baseUrl } = await listeningApp(t, { refreshGrace: 0 })

@@ -33,10 +33,12 @@ t.test('localStorageAdapter keeps the pair as JSON under its key, and reads junk
   t.same(s.get(), pair)
   web.data.set('my-app', '{not json')
   t.equal(s.get(), null)
-  for (const junk of ['null', '42', JSON.stringify({ ...pair, expires_at: 'soon' }), JSON.stringify({ ...pair, access_token: undefined })]) {
+  for (const junk of ['null', '42', JSON.stringify({ ...pair, expires_at: 'soon' }), JSON.stringify({ ...pair, access_token: undefined }), JSON.stringify({ ...pair, refresh_expires_at: '1' })]) {
     web.data.set('my-app', junk)
     t.equal(s.get(), null, junk)
   }
+  web.data.set('my-app', JSON.stringify({ ...pair, refresh_expires_at: 3 }))
+  t.same(s.get(), { ...pair, refresh_expires_at: 3 })
   s.remove()
   t.equal(web.data.size, 0)
 })

@@ -71,7 +71,7 @@ t.test('tabs with their own memory learn logins, refreshes, ends and logouts ove
   t.equal(elsewhere.status, 200)
   t.equal((await a.fetch('/api/me')).status, 401)
   await sleep(50)
-  t.same(heard, ['login:other-tab', 'refresh:other-tab', 'logout:other-tab', 'ended:replaced'])
+  t.same(heard, ['login:other-tab', 'refresh:other-tab', 'logout:other-tab', 'login:local', 'ended:replaced'])
   t.equal(await b.session(), null)
   // b's own call to the ended session does not announce it twice
   t.equal((await b.fetch('/api/me')).status, 401)
