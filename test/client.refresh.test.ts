@@ -25,12 +25,13 @@ t.test('proactive: a call after the planned refresh time refreshes first, and ne
 })
 
 t.test('reactive: a 401 AUTH_TOKEN_EXPIRED (the device clock went back) refreshes once and retries once', async (t) => {
-  const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 1 })
+  // 2-second tokens: a 1-second one issued late in its second may live a few milliseconds only
+  const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 2 })
   let skew = 0
   const client = createAuthClient({ baseUrl, now: () => Date.now() + skew })
-  await client.login(alice)
+  const { expiresAt } = await client.login(alice)
   skew = -60_000
-  await sleep(1100)
+  await sleep(expiresAt - Date.now() + 50)
   const res = await client.fetch('/api/me')
   t.equal(res.status, 200)
   t.same(apiStatuses, [401, 200])
@@ -38,12 +39,13 @@ t.test('reactive: a 401 AUTH_TOKEN_EXPIRED (the device clock went back) refreshe
 })
 
 t.test('reactive: 20 concurrent calls with an expired token cause one refresh and 20 retries', async (t) => {
-  const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 1 })
+  // 2-second tokens: a 1-second one issued late in its second may live a few milliseconds only
+  const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 2 })
   let skew = 0
   const client = createAuthClient({ baseUrl, now: () => Date.now() + skew })
-  await client.login(alice)
+  const { expiresAt } = await client.login(alice)
   skew = -60_000
-  await sleep(1100)
+  await sleep(expiresAt - Date.now() + 50)
   const statuses = await Promise.all(Array.from({ length: 20 }, () => client.fetch('/api/me').then((r) => r.status)))
   t.same(statuses, Array(20).fill(200))
   t.equal(refreshes.length, 1, 'exactly one refresh')
