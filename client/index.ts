@@ -341,24 +341,38 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
     return doFetch(url, { ...init, headers })
   }
 
+  interface Verdict { tokens: StoredTokens, code: string, refreshable: boolean, reason: SessionEndReason | undefined }
+
+  /** A 401 the client acts on (refresh and retry, or the session's end), or null. */
+  async function verdictOf (response: Response, tokens: StoredTokens | null): Promise<Verdict | null> {
+    if (response.status !== 401 || !tokens) return null
+    const code = await errorCode(response)
+    if (code === null) return null
+    const refreshable = REFRESHABLE.has(code)
+    const reason = ENDED[code]
+    return refreshable || reason ? { tokens, code, refreshable, reason } : null
+  }
+
+  async function settle (response: Response, verdict: Verdict | null): Promise<Response> {
+    if (verdict?.reason) await endSession(verdict.reason, verdict.code, verdict.tokens)
+    return response
+  }
+
   async function authFetch (path: string, init?: RequestInit): Promise<Response> {
     const url = urlOf(path)
     if (!ours(url)) return await doFetch(url, init ?? {})
     const tokens = await current()
     const response = await send(url, init, tokens)
-    if (response.status !== 401 || !tokens) return response
-    const code = await errorCode(response)
-    if (code === null) return response
-    const refreshable = REFRESHABLE.has(code)
-    const reason = ENDED[code]
-    if (!refreshable && !reason) return response
+    const verdict = await verdictOf(response, tokens)
+    if (!verdict) return response
+    const used = verdict.tokens
     // Another tab may have refreshed, or signed in again, meanwhile: use its pair.
     const stored = await storage.get()
-    let next = stored && stored.access_token !== tokens.access_token ? stored : null
-    if (!next && refreshable) next = await refreshFrom(tokens)
-    if (next && next.access_token !== tokens.access_token) return await send(url, init, next)
-    if (reason) await endSession(reason, code, tokens)
-    return response
+    let next = stored && stored.access_token !== used.access_token ? stored : null
+    if (!next && verdict.refreshable) next = await refreshFrom(used)
+    if (!next || next.access_token === used.access_token) return await settle(response, verdict)
+    const retried = await send(url, init, next)
+    return await settle(retried, await verdictOf(retried, next))
   }
 
   async function login (input: LoginInput): Promise<SessionInfo> {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { createAuthClient, localStorageAdapter, memoryStorage } from '../client/index.js'
 import type { AuthClientOptions, StoredTokens, WebStorageLike } from '../client/index.js'
-import { fakeLocks, listeningApp, sleep } from './helpers/client.js'
+import { fakeLocks, listeningApp, loginElsewhere, sleep } from './helpers/client.js'
 
 // "Tabs" in one Node process: clients on one channel name (Node has
 // BroadcastChannel), one lock manager, and a shared or per-tab storage.
@@ -119,4 +119,25 @@ t.test('a 401 after another tab signed in again is retried with the new pair, no
   t.same(apiStatuses, [401, 200])
   t.same(ended, [])
   t.equal((await a.fetch('/api/me')).status, 200)
+})
+
+t.test('the retry with another tab\'s pair may find the session ended: announced then', async (t) => {
+  const { baseUrl, apiStatuses } = await listeningApp(t)
+  const web = sharedWebStorage()
+  const [b] = tabs(baseUrl, 1, () => ({ storage: localStorageAdapter('k', web) }), t)
+  const slow = createAuthClient({ baseUrl, storage: localStorageAdapter('k', web), fetch: async (url, init) => { if (String(url).endsWith('/api/me')) await sleep(100); return await fetch(url, init) } })
+  const ended: string[] = []
+  slow.on('session-ended', ({ reason }) => ended.push(reason))
+  await b.login(alice)
+  // slow's call leaves with the first pair; b refreshes, then a login elsewhere replaces the session
+  const pending = slow.fetch('/api/me')
+  await sleep(20)
+  await b.refresh()
+  await loginElsewhere(baseUrl, 'alice')
+  const res = await pending
+  t.equal(res.status, 401)
+  t.equal((await res.json()).code, 'AUTH_SESSION_REPLACED')
+  t.same(apiStatuses, [401, 401], 'retried once with the newer pair')
+  t.same(ended, ['replaced'])
+  t.equal(await slow.session(), null)
 })
