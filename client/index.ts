@@ -195,7 +195,9 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
   }
   const urlOf = (path: string) => ABSOLUTE.test(path) ? path : `${baseUrl}${path.startsWith('/') ? '' : '/'}${path}`
   // A token goes only to the server it came from, never to a third party's absolute URL.
-  const ours = (url: string) => !ABSOLUTE.test(url) || url === baseUrl || url.startsWith(`${baseUrl}/`) || url.startsWith(`${baseUrl}?`)
+  // A protocol-relative `//host/...` (with `baseUrl: ''`) is another server too.
+  const ours = (url: string) => !url.startsWith('//') &&
+    (!ABSOLUTE.test(url) || url === baseUrl || url.startsWith(`${baseUrl}/`) || url.startsWith(`${baseUrl}?`))
 
   function emit<E extends EventName> (event: E, payload: AuthClientEvents[E]): void {
     for (const listener of [...(listeners.get(event) ?? [])]) {

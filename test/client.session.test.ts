@@ -54,6 +54,18 @@ t.test('a token never goes to another server; absolute URLs under baseUrl get it
   t.equal((await client.fetch(`${baseUrl}?x=1`)).status, 200, 'the demo page')
   t.equal((await client.fetch(baseUrl)).status, 200)
   t.same(seen.map((h) => h?.startsWith('Bearer ') ?? null), [null, true, true, true])
+
+  // same-origin client (a page): a protocol-relative URL is another server
+  const urls: string[] = []
+  const page = createAuthClient({
+    baseUrl: '',
+    storage: { get: () => ({ access_token: 'a', refresh_token: 'r', session_id: 's', expires_at: Date.now() + 60_000, obtained_at: Date.now() }), set () {}, remove () {} },
+    fetch: async (url, init) => { urls.push(`${String(url)} ${new Headers(init?.headers).has('authorization')}`); return new Response('{}') }
+  })
+  await page.fetch('//evil.example/steal')
+  await page.fetch('/api/me')
+  await page.fetch('api/me')
+  t.same(urls, ['//evil.example/steal false', '/api/me true', '/api/me true'])
 })
 
 t.test('a refused login throws an AuthClientError with the status and code', async (t) => {
