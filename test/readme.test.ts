@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import t from 'tap'
 import { cleanupPrefix } from './helpers/app.js'
 import { REDIS_URL, uniquePrefix } from './helpers/env.js'
 import { freePort } from './helpers/redis-server.js'
+import { spawnTsServer } from './helpers/spawn.js'
 
 t.test('the README quick start runs as written', async (t) => {
   const readme = readFileSync('README.md', 'utf8')
@@ -24,18 +24,8 @@ t.test('the README quick start runs as written', async (t) => {
     .replace("from 'fastify-jwt-sessions'", `from '${resolve('plugins/index.ts')}'`)
     .replace('await app.register(tokenLifecycle, { jwt: ', `await app.register(tokenLifecycle, { keyPrefix: '${prefix}', jwt: `))
 
-  // Not through tap's NODE_OPTIONS: see example-server.start.test.ts.
-  const child = spawn('sh', ['-c', `unset NODE_OPTIONS NODE_V8_COVERAGE; exec node --import tsx ${file}`], {
-    env: { ...process.env, PORT: String(port), REDIS_URL, AUTH_JWT_SECRET: 'readme-secret-readme-secret-readme-secret' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => { child.kill('SIGKILL') })
-  let output = ''
-  child.stdout.on('data', (chunk) => { output += chunk })
-  child.stderr.on('data', (chunk) => { output += chunk })
-  const deadline = Date.now() + 20_000
-  while (!output.includes('Server listening') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
-  t.match(output, 'Server listening')
+  const { output } = await spawnTsServer(t, file, { PORT: String(port), REDIS_URL, AUTH_JWT_SECRET: 'readme-secret-readme-secret-readme-secret' }, 'Server listening')
+  t.match(output(), 'Server listening')
 
   const base = `http://127.0.0.1:${port}`
   const post = (path: string, body: unknown) => fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
