@@ -26,13 +26,15 @@ const value = (name: string, fallback: number) => {
   return i >= 0 ? Number(args[i + 1]) : fallback
 }
 const QUICK = flag('quick')
-const ROUNDS = value('rounds', QUICK ? 1 : 3)
-const DURATION = value('duration', QUICK ? 1 : 5)
-const RATE_DURATION = value('rate-duration', QUICK ? 1 : 3)
+const ROUNDS = value('rounds', QUICK ? 1 : 5)
+const DURATION = value('duration', QUICK ? 1 : 4)
+const RATE_DURATION = value('rate-duration', QUICK ? 1 : 2)
 const FIXED_RATE = value('rate', 1000)
 const CONNECTIONS = value('connections', 32)
 const MEMORY_SESSIONS = value('sessions', QUICK ? 5000 : 100_000)
 const POOL = 1000
+/** `--only stateless,project`: a subset, for A/B work while optimising (ratios need their baselines in it). */
+const ONLY = (() => { const i = args.indexOf('--only'); return i >= 0 ? new Set(args[i + 1].split(',')) : null })()
 
 interface Variant {
   name: string
@@ -43,8 +45,9 @@ interface Variant {
   path: string
   /** 'token': Bearer from the pool; 'refresh': body {refresh_token}; 'body': the pool entry is the JSON body. */
   credential: 'token' | 'refresh' | 'body'
-  /** Each pool entry may be used once: the pool must cover every request of the run. */
+  /** Each pool entry may be used once: the pool must cover every request of the run, sized from this ceiling (req/s). */
   oneTime?: boolean
+  maxRate?: number
 }
 
 const variants: Variant[] = [
@@ -52,8 +55,8 @@ const variants: Variant[] = [
   { name: 'stateless', label: '@fastify/jwt stateless HS256', script: 'stateless.ts', argv: [], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'naive', label: 'naive (verify + 3 awaited Redis calls)', script: 'naive.ts', argv: [], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'project', label: 'this project (session + SSO + claims)', script: 'project.ts', argv: ['me'], method: 'GET', path: '/api/me', credential: 'token' },
-  { name: 'replay', label: 'this project + replay guard', script: 'project.ts', argv: ['replay'], method: 'POST', path: '/api/transfer', credential: 'token', oneTime: true },
-  { name: 'refresh', label: 'refresh rotation (POST)', script: 'project.ts', argv: ['refresh'], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true },
+  { name: 'replay', label: 'this project + replay guard', script: 'project.ts', argv: ['replay'], method: 'POST', path: '/api/transfer', credential: 'token', oneTime: true, maxRate: 12_000 },
+  { name: 'refresh', label: 'refresh rotation (POST)', script: 'project.ts', argv: ['refresh'], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true, maxRate: 6_000 },
   { name: 'login', label: 'login (POST)', script: 'project.ts', argv: ['login'], method: 'POST', path: '/auth/login', credential: 'body' }
 ]
 
@@ -86,9 +89,11 @@ async function startRedis (): Promise<{ port: number, url: string }> {
   throw new Error('bench: redis-server did not start')
 }
 
-interface Running { variant: Variant, child: ChildProcess, ready: ServerReady, cursor: number }
+interface Running { variant: Variant, child: ChildProcess, ready: ServerReady, cursor: number, exhausted: boolean }
 
-async function startServer (v: Variant, redisUrl: string, oneTimePool: number): Promise<Running> {
+async function startServer (v: Variant, redisUrl: string): Promise<Running> {
+  // Warm-up, the timed runs, the fixed-rate runs and the probe, with 10% room.
+  const oneTimePool = QUICK ? 20_000 : Math.ceil(((2 + ROUNDS * DURATION) * (v.maxRate ?? 0) + ROUNDS * RATE_DURATION * FIXED_RATE + 200) * 1.1)
   const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'servers', v.script), ...v.argv], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_REDIS_URL: redisUrl, BENCH_POOL: String(POOL), BENCH_POOL_FOR_ONE_TIME: String(oneTimePool) }
@@ -98,7 +103,7 @@ async function startServer (v: Variant, redisUrl: string, oneTimePool: number): 
     once(child, 'message') as Promise<[ServerReady]>,
     once(child, 'exit').then(([code]) => { throw new Error(`bench: server ${v.name} exited with ${code}`) })
   ])
-  return { variant: v, child, ready, cursor: 0 }
+  return { variant: v, child, ready, cursor: 0, exhausted: false }
 }
 
 interface Shaped { method: string, headers: Record<string, string>, body?: string }
@@ -107,7 +112,8 @@ interface Shaped { method: string, headers: Record<string, string>, body?: strin
 function nextRequest (r: Running): Shaped {
   const v = r.variant
   const pool = r.ready.pool
-  if (v.oneTime && r.cursor >= pool.length) throw new Error(`bench: ${v.name} ran out of one-time credentials; raise the pool`)
+  // Out of one-time credentials: reuse them, so the replays show up as non-2xx and fail the run.
+  if (v.oneTime && r.cursor >= pool.length) r.exhausted = true
   const c = pool[r.cursor++ % pool.length]
   if (v.credential === 'token') {
     return v.method === 'POST'
@@ -238,13 +244,12 @@ async function main (): Promise<void> {
   const started = new Date()
   const redis = await startRedis()
   const admin = new Redis(redis.url)
-  // A one-time credential per request: enough for the highest rate this machine reaches, with room.
-  const oneTimePool = QUICK ? 20_000 : Math.ceil(ROUNDS * (DURATION * 12_000 + RATE_DURATION * FIXED_RATE) * 1.2)
 
   const running: Running[] = []
   const skipped: Array<[Variant, string]> = []
   for (const v of variants) {
-    const r = await startServer(v, redis.url, oneTimePool)
+    if (ONLY && !ONLY.has(v.name)) continue
+    const r = await startServer(v, redis.url)
     if (r.ready.skip) {
       skipped.push([v, r.ready.skip])
       console.log(`SKIP ${v.name}: ${r.ready.skip}`)
@@ -258,7 +263,7 @@ async function main (): Promise<void> {
   const probes = new Map<string, Awaited<ReturnType<typeof probeRoundTrips>>>()
   for (const r of running) {
     // Warm-up: JIT, script cache, connections.
-    await autocannon({ url: `http://127.0.0.1:${r.ready.port}`, connections: 8, duration: 1, requests: [requestFor(r)] })
+    await autocannon({ url: `http://127.0.0.1:${r.ready.port}`, connections: CONNECTIONS, duration: QUICK ? 1 : 2, requests: [requestFor(r)] })
     probes.set(r.variant.name, await probeRoundTrips(r, redis.url, 200))
   }
 
@@ -272,12 +277,15 @@ async function main (): Promise<void> {
   }
 
   for (const r of running) r.child.kill('SIGTERM')
-  const memory = await measureMemory(redis.url, MEMORY_SESSIONS)
+  // A Redis of its own: the runs' keys would otherwise size its hash tables.
+  const memoryRedis = await startRedis()
+  const memory = flag('no-memory') ? { perSession: NaN, perJti: NaN } : await measureMemory(memoryRedis.url, MEMORY_SESSIONS)
 
   const med = (name: string, key: keyof Sample) => median(samples.get(name)!.map((s) => s[key]))
-  const base = (name: string) => samples.has(name) ? med(name, 'rps') : NaN
-  const stateless = base('stateless')
-  const naive = base('naive')
+  /** Median over rounds of the ratio within each round: both sides measured minutes apart at most. */
+  const ratio = (name: string, baseline: string) => samples.has(baseline)
+    ? median(samples.get(name)!.map((s, i) => s.rps / samples.get(baseline)![i].rps)).toFixed(2)
+    : 'n/a'
   const rows: string[] = [
     '| variant | req/s (median) | x stateless | x naive | p50 / p99 ms at ' + FIXED_RATE + ' req/s | non-2xx | Redis round trips / req | Redis commands / req (incl. in scripts) |',
     '|---|---:|---:|---:|---:|---:|---:|---:|'
@@ -285,13 +293,15 @@ async function main (): Promise<void> {
   let failed = false
   for (const v of variants) {
     const skip = skipped.find(([s]) => s === v)
+    if (!skip && !samples.has(v.name)) continue
     if (skip) { rows.push(`| ${v.label} | skipped: ${skip[1]} | | | | | | |`); continue }
     const all = samples.get(v.name)!
     const probe = probes.get(v.name)!
     const non2xx = all.reduce((n, s) => n + s.non2xx + s.errors + s.rateNon2xx, 0) + probe.non2xx
     if (non2xx > 0) failed = true
+    if (running.find((x) => x.variant === v)!.exhausted) console.error(`bench: ${v.name} ran out of one-time credentials (raise maxRate)`)
     const rps = med(v.name, 'rps')
-    rows.push(`| ${v.label} | ${Math.round(rps)} | ${(rps / stateless).toFixed(2)} | ${(rps / naive).toFixed(2)} | ${med(v.name, 'p50')} / ${med(v.name, 'p99')} | ${non2xx} | ${probe.roundTrips.toFixed(2)} | ${med(v.name, 'commands').toFixed(2)} (${(probe.roundTrips + probe.inner).toFixed(2)} by MONITOR) |`)
+    rows.push(`| ${v.label} | ${Math.round(rps)} | ${ratio(v.name, 'stateless')} | ${ratio(v.name, 'naive')} | ${med(v.name, 'p50')} / ${med(v.name, 'p99')} | ${non2xx} | ${probe.roundTrips.toFixed(2)} | ${med(v.name, 'commands').toFixed(2)} (${(probe.roundTrips + probe.inner).toFixed(2)} by MONITOR) |`)
   }
   const table = rows.join('\n')
   const cmd = `npm run bench${args.length ? ' -- ' + args.join(' ') : ''}`
@@ -300,7 +310,7 @@ async function main (): Promise<void> {
 - Date: ${started.toISOString()}
 - Machine: ${machine()}
 - Command: \`${cmd}\`
-- Method: one Redis (\`--save "" --appendonly no\`), each server in its own process, load from autocannon in the runner process; all three share the machine's cores. ${ROUNDS} round(s), variants interleaved round-robin; each round: ${DURATION} s at ${CONNECTIONS} connections (req/s), then ${RATE_DURATION} s at a fixed ${FIXED_RATE} req/s (latency). Medians over rounds; ratios from this run only.
+- Method: one Redis (\`--save "" --appendonly no\`), each server in its own process, load from autocannon in the runner process; all three share the machine's cores. ${ROUNDS} round(s), variants interleaved round-robin; each round: ${DURATION} s at ${CONNECTIONS} connections (req/s), then ${RATE_DURATION} s at a fixed ${FIXED_RATE} req/s (latency). req/s: median over rounds; ratios: median over rounds of the ratio measured within each round (this run only).
 - Credentials: each read variant rotates over ${POOL} tokens of ${POOL} distinct users (sessions opened through the real login path); one-time variants get one fresh credential per request.
 - Round trips: Redis calls the app awaited per request, counted with MONITOR over 200 sequential requests (a call from a client connection counts, a call inside a Lua script does not). Commands: \`total_commands_processed\` delta over the timed runs / requests (script-internal commands included).
 

@@ -45,15 +45,22 @@ async function pool (): Promise<string[]> {
   if (variant === 'login') {
     return ['alice', 'bob', 'root'].map((u) => JSON.stringify({ username: u, password: `${u}-pass`, device_id: 'bench', device_type: 'phone', device_name: 'Bench phone' }))
   }
-  const size = Number(process.env.BENCH_POOL_FOR_ONE_TIME ?? POOL_SIZE)
-  const count = variant === 'me' ? POOL_SIZE : size
-  return await inBatches(count, 100, async (i) => {
+  const oneTime = Number(process.env.BENCH_POOL_FOR_ONE_TIME ?? POOL_SIZE)
+  const sessions = await inBatches(variant === 'refresh' ? oneTime : POOL_SIZE, 100, async (i) => {
     const { tokens } = await app.tokens.openSession({
       userId: `bench-${i}`,
       claims: { roles: ['user'] },
       device: { id: 'phone-1', type: 'phone', name: 'Bench phone' }
     })
-    return variant === 'refresh' ? String(tokens.refresh_token) : tokens.access_token
+    return { userId: `bench-${i}`, sessionId: tokens.session_id, access: tokens.access_token, refresh: String(tokens.refresh_token) }
+  })
+  if (variant === 'refresh') return sessions.map((s) => s.refresh)
+  if (variant === 'me') return sessions.map((s) => s.access)
+  // replay: one fresh access token per request, spread over the pool's sessions.
+  const deadline = Date.now() + 86_400_000
+  return Array.from({ length: oneTime }, (_, i) => {
+    const s = sessions[i % sessions.length]
+    return app.tokens.signAccessToken({ userId: s.userId, sessionId: s.sessionId, claimsVersion: 1, claims: { roles: ['user'] }, absoluteDeadline: deadline }).token
   })
 }
 
