@@ -16,7 +16,6 @@ const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await admin.info(
 
 const app = await buildApp({ ...configFromEnv({ REDIS_URL, AUTH_JWT_SECRET: BENCH_SECRET, AUTH_KEY_PREFIX: 'auth' }) }, { logger: false })
 await app.ready()
-if (app.tokens.policy.mode === 'off') app.tokens.policy = { mode: 'single' }
 const tokens = app.tokens
 
 const before = await usedMemory()

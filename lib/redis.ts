@@ -98,11 +98,9 @@ export function createStoreGuard (client: RedisClient, timeoutMs: number, log: F
         fail: (reason) => reject(unavailable(reason))
       }
       pending.add(call)
-      if (sweeper === undefined) {
-        sweeper = setInterval(sweep, tickMs)
-        // In-flight calls keep the process alive through their socket, not through this timer.
-        sweeper.unref()
-      }
+      // Not unref'd: like the timer per call it replaces, it keeps the process
+      // up until every call in flight is settled, and stops with the last one.
+      if (sweeper === undefined) sweeper = setInterval(sweep, tickMs)
       // Whichever settles first wins: the answer (still pending) or the sweeper (removed it).
       let answer: Promise<T>
       try {

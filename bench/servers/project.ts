@@ -26,8 +26,6 @@ const config = {
 }
 const app = await buildApp(config, { logger: false })
 await app.ready()
-// SSO is applied at login; until the sso-session plugin sets it, the bench sets the policy itself.
-if (app.tokens.policy.mode === 'off') app.tokens.policy = { mode: 'single' }
 
 const route: Record<string, [string, string]> = {
   me: ['GET', '/api/me'],
