@@ -272,7 +272,9 @@ async function main (): Promise<void> {
 
   const samples = new Map<string, Sample[]>(running.map((r) => [r.variant.name, []]))
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const r of running) {
+    // Round-robin, each round starting one variant further, so no variant always runs first or last.
+    const order = running.map((_, i) => running[(i + round - 1) % running.length])
+    for (const r of order) {
       const s = await measure(r, admin)
       samples.get(r.variant.name)!.push(s)
       console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms @${FIXED_RATE}/s, non-2xx ${s.non2xx + s.rateNon2xx}, ${s.commands.toFixed(2)} cmds/req`)
@@ -313,7 +315,7 @@ async function main (): Promise<void> {
 - Date: ${started.toISOString()}
 - Machine: ${machine()}
 - Command: \`${cmd}\`
-- Method: one Redis (\`--save "" --appendonly no\`), each server in its own process, load from autocannon in the runner process; all three share the machine's cores. ${ROUNDS} round(s), variants interleaved round-robin; each round: ${DURATION} s at ${CONNECTIONS} connections (req/s), then ${RATE_DURATION} s at a fixed ${FIXED_RATE} req/s (latency). req/s: median over rounds; ratios: median over rounds of the ratio measured within each round (this run only).
+- Method: one Redis (\`--save "" --appendonly no\`), each server in its own process, load from autocannon in the runner process; all three share the machine's cores. ${ROUNDS} round(s), variants interleaved round-robin (each round starts one variant further along); each round: ${DURATION} s at ${CONNECTIONS} connections (req/s), then ${RATE_DURATION} s at a fixed ${FIXED_RATE} req/s (latency). req/s: median over rounds; ratios: median over rounds of the ratio measured within each round (this run only).
 - Baselines: "stateless" is @fastify/jwt as its README shows it (\`request.jwtVerify()\`, default options); "verify cache on" adds fast-jwt's verified-token cache (10,000 entries, as this project uses), the fairest stateless ceiling.
 - Credentials: each read variant rotates over ${POOL} tokens of ${POOL} distinct users (sessions opened through the real login path); one-time variants get one fresh credential per request.
 - Round trips: Redis calls the app awaited per request, counted with MONITOR over 200 sequential requests (a call from a client connection counts, a call inside a Lua script does not). Commands: \`total_commands_processed\` delta over the timed runs / requests (script-internal commands included).
