@@ -10,7 +10,7 @@ import autocannon from 'autocannon'
 import { execSync, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { cpus, freemem, totalmem } from 'node:os'
 import { createServer, connect } from 'node:net'
 import { dirname, join } from 'node:path'
@@ -139,12 +139,12 @@ function requestFor (r: Running): autocannon.Request {
 
 type Stats = Record<string, number>
 async function redisStats (admin: Redis): Promise<Stats> {
-  const text = await admin.info('stats', 'commandstats', 'memory') as unknown as string
+  const text = await admin.info('stats', 'commandstats', 'memory', 'cpu') as unknown as string
   const out: Stats = {}
   for (const line of text.split('\r\n')) {
     const m = /^cmdstat_(\w+):calls=(\d+)/.exec(line)
     if (m) out[`cmd.${m[1]}`] = Number(m[2])
-    const kv = /^(total_commands_processed|used_memory):(\d+)/.exec(line)
+    const kv = /^(total_commands_processed|used_memory|used_cpu_sys|used_cpu_user):([\d.]+)/.exec(line)
     if (kv) out[kv[1]] = Number(kv[2])
   }
   return out
@@ -181,10 +181,17 @@ async function probeRoundTrips (r: Running, redisUrl: string, sample: number): P
   return { roundTrips: fromClients / sample, inner: fromLua / sample, non2xx }
 }
 
-interface Sample { rps: number, requests: number, non2xx: number, errors: number, commands: number, p50: number, p99: number, rateNon2xx: number }
+/** CPU time (µs) a process has used so far, from /proc (clock ticks of 10 ms; fine over thousands of requests). */
+function processCpuMicros (pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10_000
+}
+
+interface Sample { serverCpu: number, redisCpu: number, rps: number, requests: number, non2xx: number, errors: number, commands: number, p50: number, p99: number, rateNon2xx: number }
 
 async function measure (r: Running, admin: Redis): Promise<Sample> {
   const before = await redisStats(admin)
+  const cpuBefore = processCpuMicros(r.child.pid!)
   const result = await autocannon({
     url: `http://127.0.0.1:${r.ready.port}`,
     connections: CONNECTIONS,
@@ -192,6 +199,8 @@ async function measure (r: Running, admin: Redis): Promise<Sample> {
     requests: [requestFor(r)]
   })
   const after = await redisStats(admin)
+  const serverCpu = processCpuMicros(r.child.pid!) - cpuBefore
+  const redisCpu = ((after.used_cpu_sys + after.used_cpu_user) - (before.used_cpu_sys + before.used_cpu_user)) * 1e6
   // The admin client's own INFO calls are not the app's.
   const commands = (after.total_commands_processed - before.total_commands_processed) - ((after['cmd.info'] ?? 0) - (before['cmd.info'] ?? 0))
   const fixed = await autocannon({
@@ -201,7 +210,10 @@ async function measure (r: Running, admin: Redis): Promise<Sample> {
     duration: RATE_DURATION,
     requests: [requestFor(r)]
   })
+  const requests = Math.max(1, result.requests.total)
   return {
+    serverCpu: serverCpu / requests,
+    redisCpu: redisCpu / requests,
     rps: result.requests.average,
     requests: result.requests.total,
     non2xx: result.non2xx,
@@ -277,7 +289,7 @@ async function main (): Promise<void> {
     for (const r of order) {
       const s = await measure(r, admin)
       samples.get(r.variant.name)!.push(s)
-      console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms @${FIXED_RATE}/s, non-2xx ${s.non2xx + s.rateNon2xx}, ${s.commands.toFixed(2)} cmds/req`)
+      console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms @${FIXED_RATE}/s, non-2xx ${s.non2xx + s.rateNon2xx}, ${s.commands.toFixed(2)} cmds/req, server ${s.serverCpu.toFixed(0)} µs + Redis ${s.redisCpu.toFixed(0)} µs CPU/req`)
     }
   }
 
@@ -292,21 +304,21 @@ async function main (): Promise<void> {
     ? median(samples.get(name)!.map((s, i) => s.rps / samples.get(baseline)![i].rps)).toFixed(2)
     : 'n/a'
   const rows: string[] = [
-    '| variant | req/s (median) | x stateless | x naive | p50 / p99 ms at ' + FIXED_RATE + ' req/s | non-2xx | Redis round trips / req | Redis commands / req (incl. in scripts) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|'
+    '| variant | req/s (median) | x stateless | x naive | p50 / p99 ms at ' + FIXED_RATE + ' req/s | non-2xx | server CPU µs / req | Redis CPU µs / req | Redis round trips / req | Redis commands / req (incl. in scripts) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
   ]
   let failed = false
   for (const v of variants) {
     const skip = skipped.find(([s]) => s === v)
     if (!skip && !samples.has(v.name)) continue
-    if (skip) { rows.push(`| ${v.label} | skipped: ${skip[1]} | | | | | | |`); continue }
+    if (skip) { rows.push(`| ${v.label} | skipped: ${skip[1]} | | | | | | | | |`); continue }
     const all = samples.get(v.name)!
     const probe = probes.get(v.name)!
     const non2xx = all.reduce((n, s) => n + s.non2xx + s.errors + s.rateNon2xx, 0) + probe.non2xx
     if (non2xx > 0) failed = true
     if (running.find((x) => x.variant === v)!.exhausted) console.error(`bench: ${v.name} ran out of one-time credentials (raise maxRate)`)
     const rps = med(v.name, 'rps')
-    rows.push(`| ${v.label} | ${Math.round(rps)} | ${ratio(v.name, 'stateless')} | ${ratio(v.name, 'naive')} | ${med(v.name, 'p50')} / ${med(v.name, 'p99')} | ${non2xx} | ${probe.roundTrips.toFixed(2)} | ${med(v.name, 'commands').toFixed(2)} (${(probe.roundTrips + probe.inner).toFixed(2)} by MONITOR) |`)
+    rows.push(`| ${v.label} | ${Math.round(rps)} | ${ratio(v.name, 'stateless')} | ${ratio(v.name, 'naive')} | ${med(v.name, 'p50')} / ${med(v.name, 'p99')} | ${non2xx} | ${med(v.name, 'serverCpu').toFixed(0)} | ${med(v.name, 'redisCpu').toFixed(0)} | ${probe.roundTrips.toFixed(2)} | ${med(v.name, 'commands').toFixed(2)} (${(probe.roundTrips + probe.inner).toFixed(2)} by MONITOR) |`)
   }
   const table = rows.join('\n')
   const cmd = `npm run bench${args.length ? ' -- ' + args.join(' ') : ''}`
