@@ -57,7 +57,7 @@ const variants: Variant[] = [
   { name: 'naive', label: 'naive (verify + 3 awaited Redis calls)', script: 'naive.ts', argv: [], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'project', label: 'this project (session + SSO + claims)', script: 'project.ts', argv: ['me'], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'replay', label: 'this project + replay guard', script: 'project.ts', argv: ['replay'], method: 'POST', path: '/api/transfer', credential: 'token', oneTime: true, maxRate: 12_000 },
-  { name: 'refresh', label: 'refresh rotation (POST)', script: 'project.ts', argv: ['refresh'], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true, maxRate: 6_000 },
+  { name: 'refresh', label: 'refresh rotation (POST)', script: 'project.ts', argv: ['refresh'], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true, maxRate: 5_000 },
   { name: 'login', label: 'login (POST)', script: 'project.ts', argv: ['login'], method: 'POST', path: '/auth/login', credential: 'body' }
 ]
 
@@ -249,7 +249,7 @@ async function measureMemory (redisUrl: string, count: number): Promise<{ perSes
 function machine (): string {
   const cpu = cpus()[0]?.model ?? 'unknown CPU'
   let mem = `${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM (${(freemem() / 2 ** 30).toFixed(1)} GiB free)`
-  try { mem = execSync('free -h', { encoding: 'utf8' }).split('\n')[1].replace(/\s+/g, ' ').trim() } catch {}
+  try { mem = `${execSync('free -h', { encoding: 'utf8' }).split('\n')[1].trim().split(/\s+/)[1]} RAM (free -h)` } catch {}
   let redis = ''
   try { redis = execSync('redis-server --version', { encoding: 'utf8' }).trim() } catch {}
   return `${cpus().length} cores (nproc ${execSync('nproc', { encoding: 'utf8' }).trim()}), ${cpu}; ${mem}; Node ${process.version}; ${redis}`
