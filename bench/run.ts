@@ -57,7 +57,7 @@ const variants: Variant[] = [
   { name: 'naive', label: 'naive (verify + 3 awaited Redis calls)', script: 'naive.ts', argv: [], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'project', label: 'this project (session + SSO + claims)', script: 'project.ts', argv: ['me'], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'replay', label: 'this project + replay guard', script: 'project.ts', argv: ['replay'], method: 'POST', path: '/api/transfer', credential: 'token', oneTime: true, maxRate: 12_000 },
-  { name: 'refresh', label: 'refresh rotation (POST)', script: 'project.ts', argv: ['refresh'], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true, maxRate: 5_000 },
+  { name: 'refresh', label: 'refresh rotation (POST)', script: 'refresh.ts', argv: [], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true, maxRate: 5_000 },
   { name: 'login', label: 'login (POST)', script: 'project.ts', argv: ['login'], method: 'POST', path: '/auth/login', credential: 'body' }
 ]
 
