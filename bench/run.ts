@@ -159,15 +159,13 @@ async function redisStats (admin: Redis): Promise<Stats> {
 async function probeRoundTrips (r: Running, redisUrl: string, sample: number): Promise<{ roundTrips: number, inner: number, non2xx: number }> {
   // Let requests still queued from the warm-up drain first: their calls are not the probe's.
   await new Promise((res) => setTimeout(res, 500))
-  const monitor = new Redis(redisUrl)
-  const mon = await monitor.monitor()
-  let fromClients = 0
-  let fromLua = 0
-  mon.on('monitor', (_time: string, _args: string[], source: string) => {
-    if (source.includes('lua')) fromLua++
-    else fromClients++
-  })
-  await new Promise((res) => setTimeout(res, 100))
+  // redis-cli, not ioredis: a monitoring connection's stream must not meet a client's command queue.
+  const { port } = new URL(redisUrl)
+  const monitor = spawn('redis-cli', ['-p', port, 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  children.push(monitor)
+  let output = ''
+  monitor.stdout!.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  while (!output.startsWith('OK')) await new Promise((res) => setTimeout(res, 20))
   let non2xx = 0
   for (let i = 0; i < sample; i++) {
     const shaped = nextRequest(r)
@@ -176,8 +174,13 @@ async function probeRoundTrips (r: Running, redisUrl: string, sample: number): P
     if (res.status < 200 || res.status > 299) non2xx++
   }
   await new Promise((res) => setTimeout(res, 200))
-  mon.disconnect()
-  monitor.disconnect()
+  monitor.kill('SIGTERM')
+  let fromClients = 0
+  let fromLua = 0
+  for (const line of output.split('\n').slice(1)) {
+    if (/^\d+\.\d+ \[\d+ lua\]/.test(line)) fromLua++
+    else if (/^\d+\.\d+ \[\d+ [^\]]+\]/.test(line)) fromClients++
+  }
   return { roundTrips: fromClients / sample, inner: fromLua / sample, non2xx }
 }
 
@@ -337,7 +340,9 @@ ${table}
 Redis memory (\`used_memory\` delta over ${MEMORY_SESSIONS} sessions opened through \`tokens.openSession\`, one user each, real fields, index included): **${memory.perSession.toFixed(0)} bytes per session**; one-time jti key spent through the VERIFY script (added on top of those sessions): **${memory.perJti.toFixed(0)} bytes per jti**. Both include Redis's own per-key overhead (dict entry, expiry entry, hash-table buckets, which grow in powers of two, so the per-key figure moves a little with the count).
 `
   console.log('\n' + report)
-  writeFileSync(join(here, 'results.md'), report)
+  // Only a full run replaces the published results; --quick and --only are for smoke and A/B work.
+  if (!QUICK && !ONLY && !flag('no-memory')) writeFileSync(join(here, 'results.md'), report)
+  else console.log('(not written to bench/results.md: partial run)')
   await admin.quit()
   cleanup()
   if (failed) {
