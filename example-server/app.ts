@@ -25,12 +25,15 @@ function samePassword (a: string, b: string): boolean {
 
 /**
  * A client that fails fast instead of queueing while Redis is away: requests
- * then answer 503 at once rather than piling up behind a reconnect.
+ * then answer 503 at once rather than piling up behind a reconnect. Auto-
+ * pipelining sends the commands of concurrent requests in one write: each
+ * request still makes its one call, but the server and Redis make far fewer
+ * system calls under load.
  */
 export function createRedisClient (config: ExampleConfig): Redis | Cluster {
-  const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000 }
+  const common = { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 2000, enableAutoPipelining: true }
   if (config.clusterNodes) {
-    return new Cluster(config.clusterNodes, { enableOfflineQueue: false, redisOptions: common })
+    return new Cluster(config.clusterNodes, { enableOfflineQueue: false, enableAutoPipelining: true, redisOptions: common })
   }
   return new Redis(config.redisUrl, common)
 }

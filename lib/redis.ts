@@ -47,28 +47,73 @@ export function defineScript (client: RedisClient, script: ScriptDefinition): Sc
   return target[command]!.bind(client)
 }
 
+interface PendingCall {
+  /** performance.now() past which the call counts as failed. */
+  deadline: number
+  fail: (reason: unknown) => void
+}
+
 /**
  * Every store call goes through here: a request must never wait on a slow or
  * absent Redis for long, nor be let through because of one. A client that is
  * not connected fails at once (no offline queue piling up behind it); a call
- * that takes longer than `timeoutMs` fails with 503 AUTH_STORE_UNAVAILABLE.
+ * without an answer after `timeoutMs` fails with 503 AUTH_STORE_UNAVAILABLE.
+ *
+ * The hot path pays for one Promise and one small record per call: instead of
+ * a timer per call (a Promise.race, a setTimeout and a clearTimeout each
+ * time), one sweeper timer runs while calls are in flight, every
+ * `timeoutMs / 4` (at most 100 ms), and fails the calls past their deadline.
+ * Calls enter the set in deadline order (one timeout for all), so a sweep
+ * stops at the first call still in time. A stalled call fails between
+ * `timeoutMs` and `timeoutMs` plus one tick.
  */
 export function createStoreGuard (client: RedisClient, timeoutMs: number, log: FastifyBaseLogger) {
-  const unavailable = (reason: unknown): Promise<never> => {
+  const unavailable = (reason: unknown): Error => {
     // Only the message: ioredis attaches the command's arguments to its errors.
     log.error({ reason: reason instanceof Error ? reason.message : String(reason) }, 'fastify-jwt-sessions: auth store unavailable')
-    return Promise.reject(new StoreUnavailableError())
+    return new StoreUnavailableError()
   }
+  const tickMs = Math.max(1, Math.min(100, Math.floor(timeoutMs / 4)))
+  const pending = new Set<PendingCall>()
+  let sweeper: NodeJS.Timeout | undefined
+
+  function sweep (): void {
+    const now = performance.now()
+    for (const call of pending) {
+      if (call.deadline > now) break
+      pending.delete(call)
+      call.fail(new Error(`no answer within ${timeoutMs} ms`))
+    }
+    if (pending.size === 0) {
+      clearInterval(sweeper)
+      sweeper = undefined
+    }
+  }
+
   return function guard<T> (run: () => Promise<T>): Promise<T> {
-    if (client.status !== 'ready') return unavailable(`client is ${client.status}`)
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((resolve, reject) => {
-      timer = setTimeout(reject, timeoutMs, new Error(`no answer within ${timeoutMs} ms`))
+    if (client.status !== 'ready') return Promise.reject(unavailable(`client is ${client.status}`))
+    return new Promise<T>((resolve, reject) => {
+      const call: PendingCall = {
+        deadline: performance.now() + timeoutMs,
+        fail: (reason) => reject(unavailable(reason))
+      }
+      pending.add(call)
+      // Not unref'd: like the timer per call it replaces, it keeps the process
+      // up until every call in flight is settled, and stops with the last one.
+      if (sweeper === undefined) sweeper = setInterval(sweep, tickMs)
+      // Whichever settles first wins: the answer (still pending) or the sweeper (removed it).
+      let answer: Promise<T>
+      try {
+        answer = run()
+      } catch (err) {
+        pending.delete(call)
+        return call.fail(err)
+      }
+      answer.then(
+        (value) => { if (pending.delete(call)) resolve(value) },
+        (err) => { if (pending.delete(call)) call.fail(err) }
+      )
     })
-    return Promise.race([run(), timeout]).then(
-      (value) => { clearTimeout(timer); return value },
-      (err) => { clearTimeout(timer); return unavailable(err) }
-    )
   }
 }
 

@@ -1,8 +1,8 @@
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { configFromEnv } from '../example-server/config.js'
 import { freePort } from './helpers/redis-server.js'
+import { spawnTsServer } from './helpers/spawn.js'
 import { REDIS_URL, uniquePrefix } from './helpers/env.js'
 
 t.test('configuration comes from the environment, with the contract\'s defaults', async (t) => {
@@ -28,28 +28,19 @@ t.test('configuration comes from the environment, with the contract\'s defaults'
 
 t.test('`npm run example` starts the server, says where it listens and which Redis it uses, and warns about a generated secret', async (t) => {
   const port = await freePort()
-  // The command `npm run example` runs (npm itself would not pass SIGTERM on for the
-  // exit check). The shell drops tap's NODE_OPTIONS: tap would track the child's
-  // coverage, and tsx-compiled code reports ranges that corrupt the merged report.
+  // The command `npm run example` runs (npm itself would not pass SIGTERM on for the exit check).
   const pkg = JSON.parse(readFileSync('package.json', 'utf8'))
   t.equal(pkg.scripts.example, 'node --import tsx example-server/server.ts')
-  const child = spawn('sh', ['-c', `unset NODE_OPTIONS NODE_V8_COVERAGE; exec ${pkg.scripts.example}`], {
-    env: { ...process.env, PORT: String(port), REDIS_URL, AUTH_KEY_PREFIX: uniquePrefix('start'), AUTH_JWT_SECRET: '', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => { child.kill('SIGKILL') })
-  let output = ''
-  child.stdout.on('data', (chunk) => { output += chunk })
-  child.stderr.on('data', (chunk) => { output += chunk })
-  const deadline = Date.now() + 20_000
-  while (!output.includes('listening on') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100))
-  t.match(output, `listening on http://127.0.0.1:${port} using Redis redis://127.0.0.1:6379`)
-  t.match(output, 'AUTH_JWT_SECRET is not set')
+  const { child, output } = await spawnTsServer(t, 'example-server/server.ts', {
+    PORT: String(port), REDIS_URL, AUTH_KEY_PREFIX: uniquePrefix('start'), AUTH_JWT_SECRET: '', LOG_LEVEL: 'info'
+  }, 'listening on')
+  t.match(output(), `listening on http://127.0.0.1:${port} using Redis redis://127.0.0.1:6379`)
+  t.match(output(), 'AUTH_JWT_SECRET is not set')
 
   const login = await fetch(`http://127.0.0.1:${port}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'alice', password: 'alice-pass' }) })
   t.equal(login.status, 200)
   const { access_token: token } = await login.json() as { access_token: string }
-  t.notMatch(output, token, 'tokens are never logged')
+  t.notMatch(output(), token, 'tokens are never logged')
   const me = await fetch(`http://127.0.0.1:${port}/api/me`, { headers: { authorization: `Bearer ${token}` } })
   t.same(await me.json(), { user_id: 'alice', session_id: JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sid, roles: ['user'] })
 

@@ -1,8 +1,8 @@
 import { createSigner } from 'fast-jwt'
 import t from 'tap'
-import { bearer, exampleApp, login, me } from './helpers/app.js'
+import { TEST_SECRET, bearer, exampleApp, login, me } from './helpers/app.js'
 
-const SECRET = 'test-secret-test-secret-test-secret-0123'
+const SECRET = TEST_SECRET
 
 function payloadOf (token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString())

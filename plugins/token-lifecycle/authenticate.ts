@@ -45,12 +45,28 @@ const SESSION_ERRORS: Record<number, () => AuthError> = {
 }
 
 /**
+ * The verifier's cache hands the same payload to every request that presents
+ * the same token: freeze it (arrays and objects inside too) so that no route
+ * can change what the next request sees. Done once per token.
+ */
+function deepFreeze (value: object): void {
+  Object.freeze(value)
+  for (const inner of Object.values(value)) {
+    if (typeof inner === 'object' && inner !== null && !Object.isFrozen(inner)) deepFreeze(inner)
+  }
+}
+
+/**
  * Builds the authenticate hook: verify the JWT locally, let extensions add
  * their one-time keys, then ask Redis once whether the session is live and
  * the claims current. Usable as `onRequest` or `preHandler`.
  */
 export function createAuthenticate (service: TokenService, verify: Verifier) {
-  const { keys, options, guard, verifyExtensions } = service
+  const { keys, options, guard, verifyExtensions, verifyScript } = service
+  // Script arguments that never change, stringified once rather than per call.
+  const touchMs = String(options.touchMs)
+  const idleMs = String(options.idleMs)
+  const retentionMs = String(options.retentionMs)
 
   return async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const presented = readAuthorization(request.headers.authorization, service.acceptDpopScheme)
@@ -64,23 +80,32 @@ export function createAuthenticate (service: TokenService, verify: Verifier) {
       throw bearerChallenge(expired ? new TokenExpiredError() : new TokenInvalidError(), true)
     }
     if (!isPayload(payload)) throw bearerChallenge(new TokenInvalidError(), true)
+    if (!Object.isFrozen(payload)) deepFreeze(payload)
 
-    const plan: VerifyPlan = { scheme: presented.scheme, token, onceKeys: [], onceTtls: [], onceErrors: [] }
-    for (const onVerify of verifyExtensions) {
-      // Awaited only when an extension has async work (a DPoP proof), so the
-      // plain Bearer path adds no microtask.
-      const pending = onVerify(request, reply, payload, plan)
-      if (pending !== undefined) await pending
+    const sessionKey = keys.session(payload.sub, payload.sid)
+    let plan: VerifyPlan | undefined
+    if (verifyExtensions.length !== 0) {
+      plan = { scheme: presented.scheme, token, onceKeys: [], onceTtls: [], onceErrors: [] }
+      for (const onVerify of verifyExtensions) {
+        // Awaited only when an extension has async work (a DPoP proof), so the
+        // plain Bearer path adds no microtask.
+        const pending = onVerify(request, reply, payload, plan)
+        if (pending !== undefined) await pending
+      }
     }
 
     const now = options.clock()
-    const status = await guard(() => service.verifyScript(
-      1 + plan.onceKeys.length, keys.session(payload.sub, payload.sid), ...plan.onceKeys,
-      now, payload.cv, options.touchMs, options.idleMs, options.retentionMs, ...plan.onceTtls
-    )) as number
+    const once = plan?.onceKeys.length ? plan : undefined
+    // Without one-time keys (most routes), a call of fixed arity: no arrays to spread.
+    const status = await guard(() => once === undefined
+      ? verifyScript(1, sessionKey, now, payload.cv, touchMs, idleMs, retentionMs)
+      : verifyScript(
+        1 + once.onceKeys.length, sessionKey, ...once.onceKeys,
+        now, payload.cv, touchMs, idleMs, retentionMs, ...once.onceTtls
+      )) as number
     if (status !== VerifyStatus.ok) {
       const make = status >= VerifyStatus.onceSpentBase
-        ? plan.onceErrors[status - VerifyStatus.onceSpentBase]
+        ? once!.onceErrors[status - VerifyStatus.onceSpentBase]
         : SESSION_ERRORS[status]
       const err = make() as AuthError
       throw err.headers ? err : bearerChallenge(err, true)

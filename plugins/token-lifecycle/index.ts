@@ -1,5 +1,6 @@
 import fastifyJwt from '@fastify/jwt'
 import type { JWT } from '@fastify/jwt'
+import { createVerifier } from 'fast-jwt'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createKeyspace } from '../../lib/keys.js'
@@ -15,26 +16,40 @@ export const PLUGIN_NAME = 'fastify-jwt-sessions/token-lifecycle'
 /** Claims every access token must carry; anything without them is not ours. */
 const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'exp', 'cv']
 
+/**
+ * Verified tokens fast-jwt remembers (LRU, keyed by a SHA-256 of the whole
+ * token, signature included). A hit skips the signature check and the JSON
+ * parse, never the `exp` check (fast-jwt bounds each entry by the token's
+ * `exp` plus the clock tolerance), and never the Redis check: a revoked
+ * session still fails on its next request. Failures are not cached.
+ */
+const VERIFY_CACHE_SIZE = 10_000
+
 const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify, opts) => {
   const options = checkOptions(opts)
   const redis = resolveRedis(fastify, opts, PLUGIN_NAME)
   const { jwt } = options
 
+  const verifyOptions = {
+    algorithms: [jwt.algorithm],
+    allowedIss: jwt.issuer,
+    allowedAud: jwt.audience,
+    requiredClaims: REQUIRED_CLAIMS,
+    clockTolerance: jwt.clockToleranceMs
+  }
   await fastify.register(fastifyJwt, {
     namespace: jwt.namespace,
     secret: jwt.algorithm.startsWith('HS')
       ? jwt.verifyKey
       : { private: jwt.signKey as string | Buffer, public: jwt.verifyKey },
     sign: { algorithm: jwt.algorithm, iss: jwt.issuer, aud: jwt.audience },
-    verify: {
-      algorithms: [jwt.algorithm],
-      allowedIss: jwt.issuer,
-      allowedAud: jwt.audience,
-      requiredClaims: REQUIRED_CLAIMS,
-      clockTolerance: jwt.clockToleranceMs
-    }
+    verify: verifyOptions
   })
   const signer = (fastify.jwt as unknown as Record<string, JWT>)[jwt.namespace]
+  // The hot path calls fast-jwt's verifier directly, with the same options as
+  // `fastify.jwt[namespace].verify`: @fastify/jwt would merge its options into
+  // new objects on every call.
+  const verifyToken = createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: VERIFY_CACHE_SIZE })
 
   const service = new TokenService({
     options,
@@ -46,7 +61,7 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
   })
 
   fastify.decorate('tokens', service)
-  fastify.decorate('authenticate', createAuthenticate(service, (token) => signer.verify(token)))
+  fastify.decorate('authenticate', createAuthenticate(service, verifyToken))
   fastify.decorateRequest('auth', null)
 }
 

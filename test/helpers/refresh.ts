@@ -12,7 +12,8 @@ import { REDIS_URL, cleanupPrefix, uniquePrefix } from './app.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
-export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123'
+import { TEST_SECRET } from './app.js'
+export { TEST_SECRET }
 
 /** The codec the example server uses (key derived from the test JWT secret): lets tests forge genuine-looking tokens. */
 export const exampleCodec = () => new RefreshTokenCodec(deriveKey(TEST_SECRET, 'refresh'))

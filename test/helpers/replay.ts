@@ -7,7 +7,8 @@ import type { ReplayGuardOptions } from '../../plugins/replay-guard/index.js'
 import tokenLifecycle from '../../plugins/token-lifecycle/index.js'
 import { REDIS_URL, cleanupPrefix, uniquePrefix } from './app.js'
 
-export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123'
+import { TEST_SECRET } from './app.js'
+export { TEST_SECRET }
 
 /**
  * A bare app with token-lifecycle and replay-guard, for what the example

@@ -1,0 +1,354 @@
+/**
+ * `npm run bench [-- --quick] [-- --rounds N --duration S]`
+ *
+ * Starts its own Redis (never the shared one), one child process per server
+ * variant, then measures the variants interleaved, round-robin, over several
+ * rounds, and reports medians and ratios from the same run. Writes
+ * bench/results.md and prints the same table. See bench/README section in results.md.
+ */
+import autocannon from 'autocannon'
+import { execSync, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { cpus, freemem, totalmem } from 'node:os'
+import { createServer, connect } from 'node:net'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import type { ServerReady } from './servers/common.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const args = process.argv.slice(2)
+const flag = (name: string) => args.includes(`--${name}`)
+const value = (name: string, fallback: number) => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? Number(args[i + 1]) : fallback
+}
+const QUICK = flag('quick')
+const ROUNDS = value('rounds', QUICK ? 1 : 5)
+const DURATION = value('duration', QUICK ? 1 : 4)
+const RATE_DURATION = value('rate-duration', QUICK ? 1 : 2)
+const FIXED_RATE = value('rate', 1000)
+const CONNECTIONS = value('connections', 32)
+const MEMORY_SESSIONS = value('sessions', QUICK ? 5000 : 100_000)
+const POOL = 1000
+/** `--only stateless,project`: a subset, for A/B work while optimising (ratios need their baselines in it). */
+const ONLY = (() => { const i = args.indexOf('--only'); return i >= 0 ? new Set(args[i + 1].split(',')) : null })()
+
+interface Variant {
+  name: string
+  label: string
+  script: string
+  argv: string[]
+  method: 'GET' | 'POST'
+  path: string
+  /** 'token': Bearer from the pool; 'refresh': body {refresh_token}; 'body': the pool entry is the JSON body. */
+  credential: 'token' | 'refresh' | 'body'
+  /** Each pool entry may be used once: the pool must cover every request of the run, sized from this ceiling (req/s). */
+  oneTime?: boolean
+  maxRate?: number
+}
+
+const variants: Variant[] = [
+  { name: 'bare', label: 'bare Fastify route', script: 'bare.ts', argv: [], method: 'GET', path: '/api/me', credential: 'token' },
+  { name: 'stateless', label: '@fastify/jwt stateless HS256', script: 'stateless.ts', argv: [], method: 'GET', path: '/api/me', credential: 'token' },
+  { name: 'stateless-cache', label: '@fastify/jwt stateless HS256, verify cache on', script: 'stateless.ts', argv: ['cache'], method: 'GET', path: '/api/me', credential: 'token' },
+  { name: 'naive', label: 'naive (verify + 3 awaited Redis calls)', script: 'naive.ts', argv: [], method: 'GET', path: '/api/me', credential: 'token' },
+  { name: 'project', label: 'this project (session + SSO + claims)', script: 'project.ts', argv: ['me'], method: 'GET', path: '/api/me', credential: 'token' },
+  { name: 'replay', label: 'this project + replay guard', script: 'project.ts', argv: ['replay'], method: 'POST', path: '/api/transfer', credential: 'token', oneTime: true, maxRate: 12_000 },
+  { name: 'refresh', label: 'refresh rotation (POST)', script: 'refresh.ts', argv: [], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true, maxRate: 5_000 },
+  { name: 'login', label: 'login (POST)', script: 'project.ts', argv: ['login'], method: 'POST', path: '/auth/login', credential: 'body' }
+]
+
+async function freePort (): Promise<number> {
+  const srv = createServer()
+  srv.listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const port = (srv.address() as { port: number }).port
+  srv.close()
+  return port
+}
+
+const children: ChildProcess[] = []
+function cleanup () { for (const c of children) if (c.exitCode === null) c.kill('SIGTERM') }
+process.on('exit', cleanup)
+process.on('SIGINT', () => { cleanup(); process.exit(130) })
+
+async function startRedis (): Promise<{ port: number, url: string }> {
+  const port = await freePort()
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  children.push(child)
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => { s.end(); resolve(true) })
+      s.on('error', () => resolve(false))
+    })
+    if (ok) return { port, url: `redis://127.0.0.1:${port}` }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error('bench: redis-server did not start')
+}
+
+interface Running { variant: Variant, child: ChildProcess, ready: ServerReady, cursor: number, exhausted: boolean }
+
+async function startServer (v: Variant, redisUrl: string): Promise<Running> {
+  // Warm-up, the timed runs, the fixed-rate runs and the probe, with 10% room.
+  const oneTimePool = QUICK ? 20_000 : Math.ceil(((2 + ROUNDS * DURATION) * (v.maxRate ?? 0) + ROUNDS * RATE_DURATION * FIXED_RATE + 200) * 1.1)
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'servers', v.script), ...v.argv], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, BENCH_REDIS_URL: redisUrl, BENCH_POOL: String(POOL), BENCH_POOL_FOR_ONE_TIME: String(oneTimePool) }
+  })
+  children.push(child)
+  const [ready] = await Promise.race([
+    once(child, 'message') as Promise<[ServerReady]>,
+    once(child, 'exit').then(([code]) => { throw new Error(`bench: server ${v.name} exited with ${code}`) })
+  ])
+  return { variant: v, child, ready, cursor: 0, exhausted: false }
+}
+
+interface Shaped { method: string, headers: Record<string, string>, body?: string }
+
+/** The next request of a variant: its credential taken from the pool, round-robin (or once each). */
+function nextRequest (r: Running): Shaped {
+  const v = r.variant
+  const pool = r.ready.pool
+  // Out of one-time credentials: reuse them, so the replays show up as non-2xx and fail the run.
+  if (v.oneTime && r.cursor >= pool.length) r.exhausted = true
+  const c = pool[r.cursor++ % pool.length]
+  if (v.credential === 'token') {
+    return v.method === 'POST'
+      ? { method: v.method, headers: { authorization: `Bearer ${c}`, 'content-type': 'application/json' }, body: '{"amount":1}' }
+      : { method: v.method, headers: { authorization: `Bearer ${c}` } }
+  }
+  return { method: v.method, headers: { 'content-type': 'application/json' }, body: v.credential === 'refresh' ? JSON.stringify({ refresh_token: c }) : c }
+}
+
+function requestFor (r: Running): autocannon.Request {
+  return {
+    method: r.variant.method,
+    path: r.variant.path,
+    setupRequest (req) {
+      const next = nextRequest(r)
+      req.headers = next.headers
+      if (next.body !== undefined) req.body = next.body
+      return req
+    }
+  }
+}
+
+type Stats = Record<string, number>
+async function redisStats (admin: Redis): Promise<Stats> {
+  const text = await admin.info('stats', 'commandstats', 'memory', 'cpu') as unknown as string
+  const out: Stats = {}
+  for (const line of text.split('\r\n')) {
+    const m = /^cmdstat_(\w+):calls=(\d+)/.exec(line)
+    if (m) out[`cmd.${m[1]}`] = Number(m[2])
+    const kv = /^(total_commands_processed|used_memory|used_cpu_sys|used_cpu_user):([\d.]+)/.exec(line)
+    if (kv) out[kv[1]] = Number(kv[2])
+  }
+  return out
+}
+
+/**
+ * Round trips: sequential Redis calls a request awaits, counted with MONITOR
+ * over a sample of requests sent one at a time: a line from a client address is
+ * a call the app made; a line from `[0 lua]` runs inside a script. MONITOR is
+ * on only during this probe, never during the timed runs.
+ */
+async function probeRoundTrips (r: Running, redisUrl: string, sample: number): Promise<{ roundTrips: number, inner: number, non2xx: number }> {
+  // Let requests still queued from the warm-up drain first: their calls are not the probe's.
+  await new Promise((res) => setTimeout(res, 500))
+  // redis-cli, not ioredis: a monitoring connection's stream must not meet a client's command queue.
+  const { port } = new URL(redisUrl)
+  const monitor = spawn('redis-cli', ['-p', port, 'monitor'], { stdio: ['ignore', 'pipe', 'ignore'] })
+  children.push(monitor)
+  let output = ''
+  monitor.stdout!.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  while (!output.startsWith('OK')) await new Promise((res) => setTimeout(res, 20))
+  let non2xx = 0
+  for (let i = 0; i < sample; i++) {
+    const shaped = nextRequest(r)
+    const res = await fetch(`http://127.0.0.1:${r.ready.port}${r.variant.path}`, { method: shaped.method, headers: shaped.headers, body: shaped.body })
+    await res.arrayBuffer()
+    if (res.status < 200 || res.status > 299) non2xx++
+  }
+  await new Promise((res) => setTimeout(res, 200))
+  monitor.kill('SIGTERM')
+  let fromClients = 0
+  let fromLua = 0
+  for (const line of output.split('\n').slice(1)) {
+    if (/^\d+\.\d+ \[\d+ lua\]/.test(line)) fromLua++
+    else if (/^\d+\.\d+ \[\d+ [^\]]+\]/.test(line)) fromClients++
+  }
+  return { roundTrips: fromClients / sample, inner: fromLua / sample, non2xx }
+}
+
+/** CPU time (µs) a process has used so far, from /proc (clock ticks of 10 ms; fine over thousands of requests). */
+function processCpuMicros (pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10_000
+}
+
+interface Sample { serverCpu: number, redisCpu: number, rps: number, requests: number, non2xx: number, errors: number, commands: number, p50: number, p99: number, rateNon2xx: number }
+
+async function measure (r: Running, admin: Redis): Promise<Sample> {
+  const before = await redisStats(admin)
+  const cpuBefore = processCpuMicros(r.child.pid!)
+  const result = await autocannon({
+    url: `http://127.0.0.1:${r.ready.port}`,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    requests: [requestFor(r)]
+  })
+  const after = await redisStats(admin)
+  const serverCpu = processCpuMicros(r.child.pid!) - cpuBefore
+  const redisCpu = ((after.used_cpu_sys + after.used_cpu_user) - (before.used_cpu_sys + before.used_cpu_user)) * 1e6
+  // The admin client's own INFO calls are not the app's.
+  const commands = (after.total_commands_processed - before.total_commands_processed) - ((after['cmd.info'] ?? 0) - (before['cmd.info'] ?? 0))
+  const fixed = await autocannon({
+    url: `http://127.0.0.1:${r.ready.port}`,
+    connections: 10,
+    overallRate: FIXED_RATE,
+    duration: RATE_DURATION,
+    requests: [requestFor(r)]
+  })
+  const requests = Math.max(1, result.requests.total)
+  return {
+    serverCpu: serverCpu / requests,
+    redisCpu: redisCpu / requests,
+    rps: result.requests.average,
+    requests: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    commands: commands / Math.max(1, result.requests.total),
+    p50: fixed.latency.p50,
+    p99: fixed.latency.p99,
+    rateNon2xx: fixed.non2xx + fixed.errors + fixed.timeouts
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2
+}
+
+/**
+ * Bytes of Redis memory per session and per one-time jti key, measured on the
+ * real paths: sessions opened through `tokens.openSession` (SSO policy, real
+ * fields), one-time keys spent through the per-request VERIFY script.
+ */
+async function measureMemory (redisUrl: string, count: number): Promise<{ perSession: number, perJti: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'memory.ts'), String(count)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, BENCH_REDIS_URL: redisUrl }
+  })
+  children.push(child)
+  const [answer] = await once(child, 'message') as [{ perSession: number, perJti: number }]
+  return answer
+}
+
+function machine (): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU'
+  let mem = `${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM (${(freemem() / 2 ** 30).toFixed(1)} GiB free)`
+  try { mem = `${execSync('free -h', { encoding: 'utf8' }).split('\n')[1].trim().split(/\s+/)[1]} RAM (free -h)` } catch {}
+  let redis = ''
+  try { redis = execSync('redis-server --version', { encoding: 'utf8' }).trim() } catch {}
+  return `${cpus().length} cores (nproc ${execSync('nproc', { encoding: 'utf8' }).trim()}), ${cpu}; ${mem}; Node ${process.version}; ${redis}`
+}
+
+async function main (): Promise<void> {
+  const started = new Date()
+  const redis = await startRedis()
+  const admin = new Redis(redis.url)
+
+  const running: Running[] = []
+  const skipped: Array<[Variant, string]> = []
+  for (const v of variants) {
+    if (ONLY && !ONLY.has(v.name)) continue
+    const r = await startServer(v, redis.url)
+    if (r.ready.skip) {
+      skipped.push([v, r.ready.skip])
+      console.log(`SKIP ${v.name}: ${r.ready.skip}`)
+      r.child.kill('SIGTERM')
+    } else {
+      running.push(r)
+      console.log(`ready ${v.name} on :${r.ready.port} (pool ${r.ready.pool.length})`)
+    }
+  }
+
+  const probes = new Map<string, Awaited<ReturnType<typeof probeRoundTrips>>>()
+  for (const r of running) {
+    // Warm-up: JIT, script cache, connections.
+    await autocannon({ url: `http://127.0.0.1:${r.ready.port}`, connections: CONNECTIONS, duration: QUICK ? 1 : 2, requests: [requestFor(r)] })
+    probes.set(r.variant.name, await probeRoundTrips(r, redis.url, 200))
+  }
+
+  const samples = new Map<string, Sample[]>(running.map((r) => [r.variant.name, []]))
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Round-robin, each round starting one variant further, so no variant always runs first or last.
+    const order = running.map((_, i) => running[(i + round - 1) % running.length])
+    for (const r of order) {
+      const s = await measure(r, admin)
+      samples.get(r.variant.name)!.push(s)
+      console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms @${FIXED_RATE}/s, non-2xx ${s.non2xx + s.rateNon2xx}, ${s.commands.toFixed(2)} cmds/req, server ${s.serverCpu.toFixed(0)} µs + Redis ${s.redisCpu.toFixed(0)} µs CPU/req`)
+    }
+  }
+
+  for (const r of running) r.child.kill('SIGTERM')
+  // A Redis of its own: the runs' keys would otherwise size its hash tables.
+  const memoryRedis = await startRedis()
+  const memory = flag('no-memory') ? { perSession: NaN, perJti: NaN } : await measureMemory(memoryRedis.url, MEMORY_SESSIONS)
+
+  const med = (name: string, key: keyof Sample) => median(samples.get(name)!.map((s) => s[key]))
+  /** Median over rounds of the ratio within each round: both sides measured minutes apart at most. */
+  const ratio = (name: string, baseline: string) => samples.has(baseline)
+    ? median(samples.get(name)!.map((s, i) => s.rps / samples.get(baseline)![i].rps)).toFixed(2)
+    : 'n/a'
+  const rows: string[] = [
+    '| variant | req/s (median) | x stateless | x naive | p50 / p99 ms at ' + FIXED_RATE + ' req/s | non-2xx | server CPU µs / req | Redis CPU µs / req | Redis round trips / req | Redis commands / req (incl. in scripts) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+  ]
+  let failed = false
+  for (const v of variants) {
+    const skip = skipped.find(([s]) => s === v)
+    if (!skip && !samples.has(v.name)) continue
+    if (skip) { rows.push(`| ${v.label} | skipped: ${skip[1]} | | | | | | | | |`); continue }
+    const all = samples.get(v.name)!
+    const probe = probes.get(v.name)!
+    const non2xx = all.reduce((n, s) => n + s.non2xx + s.errors + s.rateNon2xx, 0) + probe.non2xx
+    if (non2xx > 0) failed = true
+    if (running.find((x) => x.variant === v)!.exhausted) console.error(`bench: ${v.name} ran out of one-time credentials (raise maxRate)`)
+    const rps = med(v.name, 'rps')
+    rows.push(`| ${v.label} | ${Math.round(rps)} | ${ratio(v.name, 'stateless')} | ${ratio(v.name, 'naive')} | ${med(v.name, 'p50')} / ${med(v.name, 'p99')} | ${non2xx} | ${med(v.name, 'serverCpu').toFixed(0)} | ${med(v.name, 'redisCpu').toFixed(0)} | ${probe.roundTrips.toFixed(2)} | ${med(v.name, 'commands').toFixed(2)} (${(probe.roundTrips + probe.inner).toFixed(2)} by MONITOR) |`)
+  }
+  const table = rows.join('\n')
+  const cmd = `npm run bench${args.length ? ' -- ' + args.join(' ') : ''}`
+  const report = `# Benchmark results
+
+- Date: ${started.toISOString()}
+- Machine: ${machine()}
+- Command: \`${cmd}\`
+- Method: one Redis (\`--save "" --appendonly no\`), each server in its own process, load from autocannon in the runner process; all three share the machine's cores. ${ROUNDS} round(s), variants interleaved round-robin (each round starts one variant further along); each round: ${DURATION} s at ${CONNECTIONS} connections (req/s), then ${RATE_DURATION} s at a fixed ${FIXED_RATE} req/s (latency). req/s: median over rounds; ratios: median over rounds of the ratio measured within each round (this run only).
+- Baselines: "stateless" is @fastify/jwt as its README shows it (\`request.jwtVerify()\`, default options); "verify cache on" adds fast-jwt's verified-token cache (10,000 entries, as this project uses), the fairest stateless ceiling.
+- Credentials: each read variant rotates over ${POOL} tokens of ${POOL} distinct users (sessions opened through the real login path); one-time variants get one fresh credential per request.
+- Round trips: Redis calls the app awaited per request, counted with MONITOR over 200 sequential requests (a call from a client connection counts, a call inside a Lua script does not). Commands: \`total_commands_processed\` delta over the timed runs / requests (script-internal commands included).
+
+${table}
+
+Redis memory (\`used_memory\` delta over ${MEMORY_SESSIONS} sessions opened through \`tokens.openSession\`, one user each, real fields, index included): **${memory.perSession.toFixed(0)} bytes per session**; one-time jti key spent through the VERIFY script (added on top of those sessions): **${memory.perJti.toFixed(0)} bytes per jti**. Both include Redis's own per-key overhead (dict entry, expiry entry, hash-table buckets, which grow in powers of two, so the per-key figure moves a little with the count).
+`
+  console.log('\n' + report)
+  // Only a full run replaces the published results; --quick and --only are for smoke and A/B work.
+  if (!QUICK && !ONLY && !flag('no-memory')) writeFileSync(join(here, 'results.md'), report)
+  else console.log('(not written to bench/results.md: partial run)')
+  await admin.quit()
+  cleanup()
+  if (failed) {
+    console.error('bench: FAILED, some requests were not 2xx (see the non-2xx column)')
+    process.exit(1)
+  }
+}
+
+main().catch((err) => { console.error(err); cleanup(); process.exit(1) })
