@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fast
 import { Redis, Cluster } from 'ioredis'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { ForbiddenError, UserNotFoundError } from '../lib/errors.js'
+import { acceptEmptyJsonBody } from '../lib/json-body.js'
 import ssoSession from '../plugins/sso-session/index.js'
 import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
 import type { SsoPolicyInput } from '../plugins/sso-session/index.js'
@@ -49,6 +50,7 @@ function requireRole (role: string) {
 export async function buildApp (config: ExampleConfig, fastifyOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ ...fastifyOptions }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
+  acceptEmptyJsonBody(app)
   const users: Map<string, DemoUser> = demoUsers()
 
   const redis = createRedisClient(config)

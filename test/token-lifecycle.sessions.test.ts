@@ -139,3 +139,22 @@ t.test('a role change makes live tokens stale without logging out; unknown users
   const fresh = await login(app, 'alice')
   t.same((await me(app, fresh.access_token)).json().roles, ['user', 'auditor'], 'a new token carries the new roles')
 })
+
+t.test('a bodiless POST that still says Content-Type: application/json is accepted; bad JSON is a 400', async (t) => {
+  const app = await exampleApp(t, { sso: 'off' })
+  const root = await login(app, 'root')
+  const alice = await login(app, 'alice')
+  const json = { 'content-type': 'application/json' }
+  const revoke = await app.inject({ method: 'POST', url: '/admin/users/bob/revoke', headers: { ...bearer(root.access_token), ...json } })
+  t.equal(revoke.statusCode, 204, 'example routes')
+  const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: { ...bearer(alice.access_token), ...json } })
+  t.equal(logout.statusCode, 204, 'ready-made routes')
+  const noBody = await app.inject({ method: 'POST', url: '/auth/login', headers: json })
+  t.equal(noBody.statusCode, 400)
+  t.equal(noBody.json().code, 'FST_ERR_VALIDATION', 'a route that needs a body still says so')
+  const broken = await app.inject({ method: 'POST', url: '/auth/login', headers: json, payload: '{"username":' })
+  t.equal(broken.statusCode, 400)
+  t.equal(broken.json().code, 'FST_ERR_CTP_INVALID_JSON_BODY')
+  const poisoned = await app.inject({ method: 'POST', url: '/auth/login', headers: json, payload: '{"username":"a","password":"b","__proto__":{"x":1}}' })
+  t.equal(poisoned.statusCode, 400, 'prototype poisoning is still refused')
+})

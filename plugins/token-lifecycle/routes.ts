@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifyContextConfig, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { acceptEmptyJsonBody } from '../../lib/json-body.js'
 import { InvalidCredentialsError, SessionNotFoundError, WrongPasswordError, bearerChallenge } from '../../lib/errors.js'
 
 export interface VerifiedUser {
@@ -48,6 +49,7 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
   if (typeof opts.verifyCredentials !== 'function') throw new TypeError('authRoutes: verifyCredentials is required')
   if (opts.changePassword !== undefined && typeof opts.changePassword !== 'function') throw new TypeError('authRoutes: changePassword must be a function')
   fastify.setValidatorCompiler(TypeBoxValidatorCompiler)
+  acceptEmptyJsonBody(fastify)
   const tokens = fastify.tokens
   const authenticate = fastify.authenticate
 
