@@ -18,6 +18,9 @@ import { memoryStorage } from './storage.js'
 export type { StoredTokens, TokenStorage, WebStorageLike } from './storage.js'
 export { localStorageAdapter, memoryStorage } from './storage.js'
 
+/** How long a tab keeps the cross-tab refresh lock after refreshing, for other tabs to see the new pair. */
+const LOCK_SETTLE_MS = 250
+
 export type SessionEndReason = 'replaced' | 'revoked' | 'reused' | 'expired'
 
 /** The server's error codes that end a session, and the reason each one gives. */
@@ -178,6 +181,7 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
   const storage = options.storage ?? memoryStorage()
   const now = options.now ?? Date.now
   const name = options.name ?? `fastify-jwt-sessions:${baseUrl}`
+  const delay = (ms: number) => new Promise<void>((resolve) => { setTimeout(resolve, ms) })
   const locks = options.locks !== undefined
     ? options.locks
     : (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks ?? null
@@ -326,7 +330,21 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
       if (stored.refresh_token !== used.refresh_token) return stored
       return await refreshWithServer(stored)
     }
-    inflight = (locks ? locks.request(`${name}:refresh`, run) : run()).finally(() => { inflight = null })
+    if (!locks) {
+      inflight = run().finally(() => { inflight = null })
+      return inflight
+    }
+    inflight = new Promise<StoredTokens | null>((resolve, reject) => {
+      locks.request(`${name}:refresh`, async () => {
+        const result = await run()
+        // This tab's callers go on at once; the lock is held a moment longer.
+        resolve(result)
+        // Browsers carry a localStorage write (and a BroadcastChannel message)
+        // to other tabs asynchronously: a tab taking the lock right after us
+        // could still read the pair we just used up and refresh it again.
+        if (result !== null && result.refresh_token !== used.refresh_token) await delay(LOCK_SETTLE_MS)
+      }).catch(reject)
+    }).finally(() => { inflight = null })
     return inflight
   }
 

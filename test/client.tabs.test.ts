@@ -101,6 +101,13 @@ t.test('a tab ignores a pair older than its own, and an end it already announced
   await Promise.all([a.fetch('/api/me'), b.fetch('/api/me')])
   await sleep(50)
   t.same(ended, ['replaced'], 'once, whichever tab saw it first')
+
+  // The same end heard twice from other tabs (deterministically, not by a race): announced once.
+  const again = new BroadcastChannel(clients.channelName)
+  for (let i = 0; i < 2; i++) again.postMessage({ type: 'ended', sessionId: 'gone-elsewhere', reason: 'revoked', code: 'AUTH_SESSION_REVOKED' })
+  await sleep(50)
+  again.close()
+  t.same(ended, ['replaced', 'revoked'], 'a second message about an end already announced is ignored')
 })
 
 t.test('a 401 after another tab signed in again is retried with the new pair, not announced', async (t) => {
