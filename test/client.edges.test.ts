@@ -94,44 +94,37 @@ t.test('stored pairs survive a JSON round trip', async (t) => {
   t.same(await s.get(), p)
 })
 
-t.test('timer mode: a timer that finds a newer pair not yet due waits for that one', async (t) => {
+/** A timer-mode client on a fake server whose 2-second pairs never change; counts refresh calls. */
+async function timerClient (t: { teardown: (fn: () => void) => void }) {
   const storage = memoryStorage()
-  let refreshCalls = 0
+  let calls = 0
   const client = createAuthClient({
     baseUrl: 'http://app.invalid',
     storage,
     autoRefresh: true,
     jitterSeconds: 0,
     fetch: async (url) => {
-      if (String(url).endsWith('/auth/refresh')) refreshCalls++
+      if (String(url).endsWith('/auth/refresh')) calls++
       return Response.json({ access_token: 'opaque', expires_in: 2, refresh_token: 'r1', session_id: 's' })
     }
   })
   t.teardown(() => client.close())
   const { refreshAt } = await client.login(alice)
+  return { storage, client, refreshAt, refreshCalls: () => calls }
+}
+
+t.test('timer mode: a timer that finds a newer pair not yet due waits for that one', async (t) => {
+  const { storage, client, refreshAt, refreshCalls } = await timerClient(t)
   // another client refreshed meanwhile (its pair lives a minute)
   await storage.set({ access_token: 'newer', refresh_token: 'r2', session_id: 's', expires_at: Date.now() + 60_000, obtained_at: Date.now() })
   await sleep(refreshAt - Date.now() + 100)
-  t.equal(refreshCalls, 0, 'the timer did not refresh')
+  t.equal(refreshCalls(), 0, 'the timer did not refresh')
   t.equal(await client.getAccessToken(), 'newer')
 })
 
 t.test('timer mode: a timer that finds the session gone does nothing', async (t) => {
-  const storage = memoryStorage()
-  let refreshCalls = 0
-  const client = createAuthClient({
-    baseUrl: 'http://app.invalid',
-    storage,
-    autoRefresh: true,
-    jitterSeconds: 0,
-    fetch: async (url) => {
-      if (String(url).endsWith('/auth/refresh')) refreshCalls++
-      return Response.json({ access_token: 'opaque', expires_in: 2, refresh_token: 'r1', session_id: 's' })
-    }
-  })
-  t.teardown(() => client.close())
-  const { refreshAt } = await client.login(alice)
+  const { storage, refreshAt, refreshCalls } = await timerClient(t)
   await storage.remove()
   await sleep(refreshAt - Date.now() + 100)
-  t.equal(refreshCalls, 0)
+  t.equal(refreshCalls(), 0)
 })

@@ -24,7 +24,11 @@ t.test('proactive: a call after the planned refresh time refreshes first, and ne
   t.same(apiStatuses, [200, 200], 'no 401 on the way')
 })
 
-t.test('reactive: a 401 AUTH_TOKEN_EXPIRED (the device clock went back) refreshes once and retries once', async (t) => {
+/**
+ * A client whose access token the server already considers expired while the
+ * client does not know it (its clock went back a minute): the reactive path.
+ */
+async function expiredTokenClient (t: Parameters<typeof listeningApp>[0]) {
   // 2-second tokens: a 1-second one issued late in its second may live a few milliseconds only
   const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 2 })
   let skew = 0
@@ -32,6 +36,11 @@ t.test('reactive: a 401 AUTH_TOKEN_EXPIRED (the device clock went back) refreshe
   const { expiresAt } = await client.login(alice)
   skew = -60_000
   await sleep(expiresAt - Date.now() + 50)
+  return { client, refreshes, apiStatuses }
+}
+
+t.test('reactive: a 401 AUTH_TOKEN_EXPIRED (the device clock went back) refreshes once and retries once', async (t) => {
+  const { client, refreshes, apiStatuses } = await expiredTokenClient(t)
   const res = await client.fetch('/api/me')
   t.equal(res.status, 200)
   t.same(apiStatuses, [401, 200])
@@ -39,13 +48,7 @@ t.test('reactive: a 401 AUTH_TOKEN_EXPIRED (the device clock went back) refreshe
 })
 
 t.test('reactive: 20 concurrent calls with an expired token cause one refresh and 20 retries', async (t) => {
-  // 2-second tokens: a 1-second one issued late in its second may live a few milliseconds only
-  const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 2 })
-  let skew = 0
-  const client = createAuthClient({ baseUrl, now: () => Date.now() + skew })
-  const { expiresAt } = await client.login(alice)
-  skew = -60_000
-  await sleep(expiresAt - Date.now() + 50)
+  const { client, refreshes, apiStatuses } = await expiredTokenClient(t)
   const statuses = await Promise.all(Array.from({ length: 20 }, () => client.fetch('/api/me').then((r) => r.status)))
   t.same(statuses, Array(20).fill(200))
   t.equal(refreshes.length, 1, 'exactly one refresh')
