@@ -48,6 +48,8 @@ interface Variant {
   /** Each pool entry may be used once: the pool must cover every request of the run, sized from this ceiling (req/s). */
   oneTime?: boolean
   maxRate?: number
+  /** Extra environment of the server process. */
+  env?: Record<string, string>
 }
 
 const variants: Variant[] = [
@@ -56,6 +58,7 @@ const variants: Variant[] = [
   { name: 'stateless-cache', label: '@fastify/jwt stateless HS256, verify cache on', script: 'stateless.ts', argv: ['cache'], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'naive', label: 'naive (verify + 3 awaited Redis calls)', script: 'naive.ts', argv: [], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'project', label: 'this project (session + SSO + claims)', script: 'project.ts', argv: ['me'], method: 'GET', path: '/api/me', credential: 'token' },
+  { name: 'project-cache', label: 'this project, local cache on', script: 'project.ts', argv: ['me'], method: 'GET', path: '/api/me', credential: 'token', env: { AUTH_LOCAL_CACHE: 'on' } },
   { name: 'replay', label: 'this project + replay guard', script: 'project.ts', argv: ['replay'], method: 'POST', path: '/api/transfer', credential: 'token', oneTime: true, maxRate: 12_000 },
   { name: 'refresh', label: 'refresh rotation (POST)', script: 'refresh.ts', argv: [], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true, maxRate: 5_000 },
   { name: 'login', label: 'login (POST)', script: 'project.ts', argv: ['login'], method: 'POST', path: '/auth/login', credential: 'body' }
@@ -97,7 +100,7 @@ async function startServer (v: Variant, redisUrl: string): Promise<Running> {
   const oneTimePool = QUICK ? 20_000 : Math.ceil(((2 + ROUNDS * DURATION) * (v.maxRate ?? 0) + ROUNDS * RATE_DURATION * FIXED_RATE + 200) * 1.1)
   const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'servers', v.script), ...v.argv], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, BENCH_REDIS_URL: redisUrl, BENCH_POOL: String(POOL), BENCH_POOL_FOR_ONE_TIME: String(oneTimePool) }
+    env: { ...process.env, BENCH_REDIS_URL: redisUrl, BENCH_POOL: String(POOL), BENCH_POOL_FOR_ONE_TIME: String(oneTimePool), ...v.env }
   })
   children.push(child)
   const [ready] = await Promise.race([

@@ -72,7 +72,8 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
     jwt: { secret: config.jwtSecret },
     accessTokenTtl: config.accessTtl,
     idleTimeout: config.refreshTtl,
-    maxSessionAge: config.sessionMaxAge
+    maxSessionAge: config.sessionMaxAge,
+    localCache: config.localCache ? {} : false
   })
   await app.register(ssoSession, {
     policy: config.sso as SsoPolicyInput,

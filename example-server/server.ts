@@ -6,9 +6,6 @@ const app = await buildApp(config, { logger: { level: process.env.LOG_LEVEL ?? '
 if (config.jwtSecretGenerated) {
   app.log.warn('AUTH_JWT_SECRET is not set: using a random secret. Tokens will not survive a restart nor work across instances.')
 }
-if (config.localCache) {
-  app.log.warn('AUTH_LOCAL_CACHE=on is not implemented yet: every request is checked in Redis')
-}
 const redisTarget = config.clusterNodes
   ? `Redis Cluster ${config.clusterNodes.map((n) => `${n.host}:${n.port}`).join(',')}`
   : `Redis ${config.redisUrl.replace(/\/\/[^@/]*@/, '//***@')}`

@@ -37,4 +37,17 @@ t.test('every script runs on a 3-master Redis Cluster (one hash tag per user, no
   t.equal((await me(app, fresh.access_token)).json().code, 'AUTH_SESSION_REVOKED')
   const last = await login(app, 'bob', { device_id: 'e' })
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(last.access_token) })).statusCode, 204, 'end-session script')
+
+  // The local cache on a Cluster: a duplicate Cluster client subscribes; PUBLISH from a script is broadcast.
+  const cached = await exampleApp(t, { clusterNodes, localCache: true, sso: 'off' })
+  const cache = cached.tokens.localCache!
+  for (let i = 0; i < 500 && !cache.usable(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.ok(cache.usable(), 'subscribed and heartbeats seen')
+  const pair = await login(cached, 'bob', { device_id: 'f' })
+  t.equal((await me(cached, pair.access_token)).statusCode, 200)
+  t.equal(cache.size, 1, 'cached')
+  await cached.tokens.endSession('bob', pair.session_id)
+  for (let i = 0; i < 100 && cache.size !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.equal(cache.size, 0, 'the invalidation came through the cluster')
+  t.equal((await me(cached, pair.access_token)).json().code, 'AUTH_SESSION_REVOKED')
 })

@@ -2,6 +2,7 @@
  * Variants of this project, all built with the example server's `buildApp`
  * (the public API only), one per process, chosen by the first argument:
  *   me        GET /api/me: session + SSO + claims check, one script call
+ *             (AUTH_LOCAL_CACHE=on: the opt-in local cache, the 'project-cache' variant)
  *   replay    POST /api/transfer: the same plus the one-time replay guard
  *   login     POST /auth/login: SSO applied, a session opened, tokens signed
  * Variants whose plugin is not on this branch yet answer `skip` (no numbers faked).
@@ -16,7 +17,8 @@ const config = {
   ...configFromEnv({
     REDIS_URL,
     AUTH_JWT_SECRET: BENCH_SECRET,
-    AUTH_KEY_PREFIX: `b${variant}`,
+    // Own sessions per process: with SSO 'single', two processes sharing a prefix would replace each other's.
+    AUTH_KEY_PREFIX: `b${variant}${process.env.AUTH_LOCAL_CACHE === 'on' ? '-cache' : ''}`,
     AUTH_SSO: 'single',
     // Rate limits are a feature, not what is measured here.
     AUTH_LOGIN_RATE_MAX: '1000000000',

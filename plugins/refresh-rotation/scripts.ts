@@ -1,4 +1,5 @@
 import type { ScriptDefinition } from '../../lib/redis.js'
+import { INVALIDATE_LUA } from '../token-lifecycle/scripts.js'
 
 /*
  * Refresh state lives in the session hash itself (see token-lifecycle/scripts.ts
@@ -51,10 +52,11 @@ export const RotateStatus = {
  * ARGV[8]  thumbprint of the DPoP key the request proved, or ''
  * ARGV[9]  session id (member of KEYS[2])
  * Returns { RotateStatus, claims version, absolute deadline } (the last two when 0 or 1).
+ * On reuse, PUBLISHes the invalidation of the user's cached sessions (INVALIDATE_LUA).
  */
 export const ROTATE: ScriptDefinition = {
   name: 'refresh_rotate',
-  lua: `
+  lua: INVALIDATE_LUA + `
 local f = redis.call('HMGET', KEYS[1], 's', 'a', 'v', 'g', 'r', 'h', 'k')
 if f[1] == 'r' then return { 3 } end
 if f[1] or not f[2] or not f[3] or not f[4] then return { 2 } end
@@ -83,6 +85,7 @@ for gen, at in string.gmatch(f[6] or '', '(%d+):(%d+)') do
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[9])
+invalidate(KEYS[1])
 return { 5 }
 `
 }

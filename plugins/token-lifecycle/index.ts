@@ -7,6 +7,7 @@ import { createKeyspace } from '../../lib/keys.js'
 import { createStoreGuard, resolveRedis } from '../../lib/redis.js'
 import type { AuthContext } from '../../lib/types.js'
 import { createAuthenticate } from './authenticate.js'
+import { LocalCache } from './local-cache.js'
 import type { TokenLifecycleOptions } from './options.js'
 import { checkOptions } from './options.js'
 import { TokenService } from './service.js'
@@ -60,6 +61,11 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
     log: fastify.log
   })
 
+  if (options.localCache !== null) {
+    const cache = service.localCache = new LocalCache(redis, options.keyPrefix, options.localCache)
+    fastify.addHook('onClose', async () => { cache.close() })
+  }
+
   fastify.decorate('tokens', service)
   fastify.decorate('authenticate', createAuthenticate(service, verifyToken))
   fastify.decorateRequest('auth', null)
@@ -73,7 +79,8 @@ export default fp(tokenLifecycle, {
 export { tokenLifecycle }
 export { authRoutes } from './routes.js'
 export type { AuthRoutesOptions, VerifiedUser } from './routes.js'
-export type { TokenLifecycleOptions, JwtOptions, JwtAlgorithm, Duration } from './options.js'
+export { LocalCache } from './local-cache.js'
+export type { TokenLifecycleOptions, LocalCacheOptions, JwtOptions, JwtAlgorithm, Duration } from './options.js'
 export { TokenService } from './service.js'
 export { readAuthorization } from './authenticate.js'
 

@@ -36,7 +36,24 @@ export interface TokenLifecycleOptions extends RedisSourceOptions {
   touchInterval?: Duration
   /** A Redis call slower than this fails with 503 AUTH_STORE_UNAVAILABLE. Default 800 ms. */
   storeTimeout?: Duration
+  /**
+   * Opt-in in-process cache of session validity, invalidated across instances
+   * through Redis pub/sub (`<keyPrefix>:inv`). Default false.
+   */
+  localCache?: false | LocalCacheOptions
   clock?: Clock
+}
+
+export interface LocalCacheOptions {
+  /** Cached (session, claims version) answers kept at most. Default 100 000. */
+  maxEntries?: number
+  /** How often each instance publishes a heartbeat; the cache is bypassed after two missed. Default 1 s. */
+  heartbeat?: Duration
+}
+
+export interface ResolvedLocalCacheOptions {
+  maxEntries: number
+  heartbeatMs: number
 }
 
 export interface ResolvedJwtOptions {
@@ -59,6 +76,7 @@ export interface ResolvedTokenLifecycleOptions {
   storeTimeoutMs: number
   /** How long a session past its absolute deadline is kept to answer AUTH_SESSION_EXPIRED. */
   retentionMs: number
+  localCache: Readonly<ResolvedLocalCacheOptions> | null
   clock: Clock
 }
 
@@ -97,6 +115,14 @@ function resolveJwt (jwt: JwtOptions | undefined): ResolvedJwtOptions {
   }
 }
 
+function resolveLocalCache (opts: TokenLifecycleOptions['localCache']): Readonly<ResolvedLocalCacheOptions> | null {
+  if (opts === undefined || opts === false) return null
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('token-lifecycle: localCache must be false or an object')
+  const maxEntries = opts.maxEntries ?? 100_000
+  if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new TypeError('token-lifecycle: localCache.maxEntries must be a positive integer')
+  return Object.freeze({ maxEntries, heartbeatMs: toPositiveMs(opts.heartbeat ?? 1, 'localCache.heartbeat') })
+}
+
 export function checkOptions (opts: TokenLifecycleOptions): Readonly<ResolvedTokenLifecycleOptions> {
   const keyPrefix = opts.keyPrefix ?? 'auth'
   if (typeof keyPrefix !== 'string' || keyPrefix === '' || /[{}]/.test(keyPrefix)) {
@@ -118,6 +144,7 @@ export function checkOptions (opts: TokenLifecycleOptions): Readonly<ResolvedTok
     storeTimeoutMs: toPositiveMs(opts.storeTimeout ?? '800ms', 'storeTimeout'),
     // Long enough for any access token of the session to expire on its own.
     retentionMs: accessTtlMs + jwt.clockToleranceMs,
+    localCache: resolveLocalCache(opts.localCache),
     clock: opts.clock ?? systemClock
   })
 }

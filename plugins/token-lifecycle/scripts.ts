@@ -13,8 +13,24 @@ import type { ScriptDefinition } from '../../lib/redis.js'
  * enough to answer AUTH_SESSION_EXPIRED instead of "unknown".
  */
 
+/**
+ * Lua prelude of every script that ends a session or changes its claims
+ * version: PUBLISHes the user's tag (`<prefix>:{<user>}:`) on `<prefix>:inv`,
+ * inside the same script, so that every instance's local cache (see
+ * local-cache.ts) drops that user's entries. Both are derived from a key of
+ * the user (the prefix holds no brace, the tag is everything up to '}:').
+ * PUBLISH takes no key: allowed in scripts, broadcast cluster-wide.
+ */
+export const INVALIDATE_LUA = `
+local function invalidate (userKey)
+  local tag, prefix = string.match(userKey, '^(([^{]*){[^}]*}:)')
+  redis.call('PUBLISH', prefix .. 'inv', tag)
+end
+`
+
 /** Status codes shared by the scripts and the code that reads their answers. */
 export const VerifyStatus = {
+  /** Success is any answer <= 0 (see VERIFY). */
   ok: 0,
   revoked: 1,
   replaced: 2,
@@ -37,7 +53,9 @@ export const VerifyStatus = {
  * ARGV[4]      idle timeout (ms)
  * ARGV[5]      retention after the absolute deadline (ms)
  * ARGV[6..]    TTL (ms) of each one-time key, in KEYS order
- * Returns a VerifyStatus code.
+ * Returns a positive VerifyStatus code on refusal; on success, minus the time
+ * (ms) up to which the session is known live: min(absolute deadline, last seen
+ * + idle timeout). The local cache (if on) never keeps an answer past it.
  */
 export const VERIFY: ScriptDefinition = {
   name: 'verify',
@@ -58,11 +76,13 @@ end
 for i = 2, #KEYS do
   redis.call('SET', KEYS[i], '1', 'PX', ARGV[4 + i])
 end
-if now - tonumber(f[4]) >= tonumber(ARGV[3]) then
+local seen = tonumber(f[4])
+if now - seen >= tonumber(ARGV[3]) then
   redis.call('HSET', KEYS[1], 'l', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[4]), deadline + tonumber(ARGV[5]) - now))
+  seen = now
 end
-return 0
+return -math.min(deadline, seen + tonumber(ARGV[4]))
 `
 }
 
@@ -88,7 +108,7 @@ return 0
  */
 export const OPEN: ScriptDefinition = {
   name: 'open',
-  lua: `
+  lua: INVALIDATE_LUA + `
 local now = tonumber(ARGV[1])
 local base = ARGV[9]
 local policy = ARGV[6]
@@ -127,6 +147,7 @@ for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
 local lifetime = tonumber(ARGV[4]) + tonumber(ARGV[5]) - now
 redis.call('PEXPIRE', KEYS[2], math.min(tonumber(ARGV[3]), lifetime))
+if #replaced > 0 then invalidate(KEYS[1]) end
 redis.call('ZADD', KEYS[1], now, ARGV[2])
 if redis.call('PTTL', KEYS[1]) < lifetime then
   redis.call('PEXPIRE', KEYS[1], lifetime)
@@ -142,9 +163,10 @@ return replaced
  */
 export const END_SESSION: ScriptDefinition = {
   name: 'end_session',
-  lua: `
+  lua: INVALIDATE_LUA + `
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('DEL', KEYS[2])
+invalidate(KEYS[1])
 return 1
 `
 }
@@ -156,7 +178,7 @@ return 1
  */
 export const END_USER_SESSIONS: ScriptDefinition = {
   name: 'end_user_sessions',
-  lua: `
+  lua: INVALIDATE_LUA + `
 local ended = 0
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. sid
@@ -165,6 +187,7 @@ for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     redis.call('ZREM', KEYS[1], sid)
   end
 end
+if ended > 0 then invalidate(KEYS[1]) end
 return ended
 `
 }
@@ -176,7 +199,7 @@ return ended
  */
 export const BUMP_CLAIMS: ScriptDefinition = {
   name: 'bump_claims',
-  lua: `
+  lua: INVALIDATE_LUA + `
 local touched = 0
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[1] .. sid
@@ -185,6 +208,7 @@ for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     touched = touched + 1
   end
 end
+if touched > 0 then invalidate(KEYS[1]) end
 return touched
 `
 }

@@ -7,6 +7,7 @@ import type {
   IssueContext, OpenSessionInput, OpenSessionResult, ReplacedSession,
   SessionExtension, SessionInfo, SsoPolicy, TokenPair
 } from '../../lib/types.js'
+import type { LocalCache } from './local-cache.js'
 import type { ResolvedTokenLifecycleOptions } from './options.js'
 import { BUMP_CLAIMS, END_SESSION, END_USER_SESSIONS, LIST_SESSIONS, OPEN, VERIFY } from './scripts.js'
 
@@ -66,6 +67,8 @@ export class TokenService {
   /** The extensions' onVerify steps, kept apart so the hot path loops over just these. */
   readonly verifyExtensions: Array<NonNullable<SessionExtension['onVerify']>> = []
   readonly verifyScript: ScriptCall
+  /** The opt-in local cache of session validity (`localCache` option), or null. */
+  localCache: LocalCache | null = null
   private readonly sign: Signer
   private readonly openScript: ScriptCall
   private readonly endSessionScript: ScriptCall
