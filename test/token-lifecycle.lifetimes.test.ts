@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { REDIS_URL, bearer, exampleApp, login, me, pluginApp } from './helpers/app.js'
+import { keysUnder } from './helpers/env.js'
 
 const redis = new Redis(REDIS_URL)
 t.teardown(() => redis.quit())
@@ -77,13 +78,7 @@ t.test('every key written has a TTL, and the TTLs follow the lifetimes', async (
   await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(pairs[3].access_token) })
   await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(pairs[2].access_token) })
 
-  const keys: string[] = []
-  let cursor = '0'
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-    cursor = next
-    keys.push(...batch)
-  } while (cursor !== '0')
+  const keys = await keysUnder(redis, prefix)
   t.ok(keys.length >= 5, `${keys.length} keys written`)
   for (const key of keys) {
     const ttl = await redis.pttl(key)

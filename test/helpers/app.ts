@@ -1,10 +1,10 @@
 import fastifyRedis from '@fastify/redis'
 import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import tokenLifecycle from '../../plugins/token-lifecycle/index.js'
 import type { TokenLifecycleOptions } from '../../plugins/token-lifecycle/index.js'
 import { Redis } from 'ioredis'
-import { REDIS_URL, uniquePrefix } from './env.js'
+import { REDIS_URL, keysUnder, uniquePrefix } from './env.js'
 import { buildApp } from '../../example-server/app.js'
 import type { ExampleConfig } from '../../example-server/config.js'
 import { configFromEnv } from '../../example-server/config.js'
@@ -20,12 +20,8 @@ export function cleanupPrefix (t: Test, prefix: string, url = REDIS_URL): void {
     redis.on('error', () => {})
     try {
       await redis.connect()
-      let cursor = '0'
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-        cursor = next
-        if (keys.length) await redis.del(...keys)
-      } while (cursor !== '0')
+      const keys = await keysUnder(redis, prefix)
+      if (keys.length) await redis.del(...keys)
     } catch {
       // A server the test killed took its keys with it.
     } finally {
@@ -81,9 +77,10 @@ export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123'
 export async function pluginApp (
   t: Test,
   options: Partial<TokenLifecycleOptions> = {},
-  setup: (app: FastifyInstance) => void | Promise<void> = () => {}
+  setup: (app: FastifyInstance) => void | Promise<void> = () => {},
+  fastifyOptions: FastifyServerOptions = {}
 ): Promise<FastifyInstance> {
-  const app = Fastify()
+  const app = Fastify(fastifyOptions)
   const keyPrefix = options.keyPrefix ?? uniquePrefix('plugin')
   await app.register(fastifyRedis, { url: REDIS_URL, enableOfflineQueue: false })
   await app.register(tokenLifecycle, { jwt: { secret: TEST_SECRET }, ...options, keyPrefix })

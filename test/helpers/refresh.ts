@@ -8,11 +8,11 @@ import type { RefreshRotationOptions } from '../../plugins/refresh-rotation/inde
 import { RefreshTokenCodec } from '../../plugins/refresh-rotation/token.js'
 import tokenLifecycle, { authRoutes } from '../../plugins/token-lifecycle/index.js'
 import type { TokenLifecycleOptions } from '../../plugins/token-lifecycle/index.js'
-import { REDIS_URL, cleanupPrefix, uniquePrefix } from './app.js'
+import { REDIS_URL, TEST_SECRET, cleanupPrefix, uniquePrefix } from './app.js'
+import { keysUnder } from './env.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
-import { TEST_SECRET } from './app.js'
 export { TEST_SECRET }
 
 /** The codec the example server uses (key derived from the test JWT secret): lets tests forge genuine-looking tokens. */
@@ -73,21 +73,16 @@ export async function customApp (t: Test, opts: CustomAppOptions = {}): Promise<
 export async function scanPrefix (prefix: string): Promise<Array<{ key: string, type: string, ttl: number, values: string[] }>> {
   const redis = new Redis(REDIS_URL)
   const out: Array<{ key: string, type: string, ttl: number, values: string[] }> = []
-  let cursor = '0'
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
-    cursor = next
-    for (const key of keys) {
-      const type = await redis.type(key)
-      const ttl = await redis.pttl(key)
-      let values: string[] = []
-      if (type === 'string') values = [String(await redis.get(key))]
-      else if (type === 'hash') values = Object.entries(await redis.hgetall(key)).flat()
-      else if (type === 'zset') values = await redis.zrange(key, '0', '-1', 'WITHSCORES')
-      else throw new Error(`unexpected key type ${type} for ${key}`)
-      out.push({ key, type, ttl, values })
-    }
-  } while (cursor !== '0')
+  for (const key of await keysUnder(redis, prefix)) {
+    const type = await redis.type(key)
+    const ttl = await redis.pttl(key)
+    let values: string[] = []
+    if (type === 'string') values = [String(await redis.get(key))]
+    else if (type === 'hash') values = Object.entries(await redis.hgetall(key)).flat()
+    else if (type === 'zset') values = await redis.zrange(key, '0', '-1', 'WITHSCORES')
+    else throw new Error(`unexpected key type ${type} for ${key}`)
+    out.push({ key, type, ttl, values })
+  }
   await redis.quit()
   return out
 }
