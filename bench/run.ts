@@ -340,7 +340,7 @@ async function main (): Promise<void> {
 
 ${table}
 
-Redis memory (\`used_memory\` delta over ${MEMORY_SESSIONS} sessions opened through \`tokens.openSession\`, one user each, real fields, index included): **${memory.perSession.toFixed(0)} bytes per session**; one-time jti key spent through the VERIFY script (added on top of those sessions): **${memory.perJti.toFixed(0)} bytes per jti**. Both include Redis's own per-key overhead (dict entry, expiry entry, hash-table buckets, which grow in powers of two, so the per-key figure moves a little with the count).
+Redis memory (\`used_memory\` delta over ${MEMORY_SESSIONS} sessions opened through \`tokens.openSession\`, one user each, real fields): **${memory.perSession.toFixed(0)} bytes per session**; one-time jti key spent through the VERIFY script (added on top of those sessions): **${memory.perJti.toFixed(0)} bytes per jti**. Both include Redis's own per-key overhead (dict entry, expiry entry, hash-table buckets, which grow in powers of two, so the per-key figure moves a little with the count).
 `
   console.log('\n' + report)
   // Only a full run replaces the published results; --quick and --only are for smoke and A/B work.

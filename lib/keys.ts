@@ -3,30 +3,41 @@
  * `{<user>}`, so that every script touching a user's keys runs on one Redis
  * Cluster slot (no CROSSSLOT), whatever the plugin.
  *
- *   <prefix>:{<user>}:i                 sorted set: the user's session ids, scored by login time (ms)
- *   <prefix>:{<user>}:s:<sid>           hash: one session (device, times, claims version, refresh state)
+ *   <prefix>:{<user>}:s                 hash: all of the user's sessions (see session-record.ts)
  *   <prefix>:{<user>}:o:<scope>:<jti>   string: a one-time token or proof already spent (replay guard)
  *
- * Scripts that walk the index build session keys as `<base><sid>`, where the
- * base is `sessionKeyBase(user)`: always inside the same hash tag.
+ * One hash per user, not one key per session plus an index: Redis spends
+ * about 100 bytes on every key before its data, and a user with one session
+ * would pay that twice. Each session is a few fields of the user's hash,
+ * small enough for Redis's compact listpack encoding; every script declares
+ * the one key it touches.
  */
 export interface Keyspace {
   readonly prefix: string
   userTag (userId: string): string
-  index (userId: string): string
-  sessionKeyBase (userId: string): string
-  session (userId: string, sessionId: string): string
+  sessions (userId: string): string
   once (userId: string, scope: string, jti: string): string
 }
+
+/**
+ * Percent-escapes the characters `special` matches (it must match '%' too, so
+ * that escaping stays reversible), e.g. braces and colons in key parts.
+ */
+export function percentEscape (value: string, special: RegExp): string {
+  special.lastIndex = 0
+  return special.test(value)
+    ? value.replace(special, (ch) => '%' + ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'))
+    : value
+}
+
+const KEY_SPECIAL = /[%{}:]/g
 
 /**
  * Braces would move the hash tag and colons would blur the key's fields:
  * escape both (and the escape character itself) so any user id is safe.
  */
 export function escapeKeyPart (value: string): string {
-  return /[%{}:]/.test(value)
-    ? value.replace(/[%{}:]/g, (ch) => '%' + ch.charCodeAt(0).toString(16).toUpperCase())
-    : value
+  return percentEscape(value, KEY_SPECIAL)
 }
 
 export function createKeyspace (prefix: string): Keyspace {
@@ -34,9 +45,7 @@ export function createKeyspace (prefix: string): Keyspace {
   return Object.freeze({
     prefix,
     userTag,
-    index: (userId: string) => userTag(userId) + 'i',
-    sessionKeyBase: (userId: string) => userTag(userId) + 's:',
-    session: (userId: string, sessionId: string) => userTag(userId) + 's:' + sessionId,
+    sessions: (userId: string) => userTag(userId) + 's',
     once: (userId: string, scope: string, jti: string) =>
       userTag(userId) + 'o:' + escapeKeyPart(scope) + ':' + escapeKeyPart(jti)
   })

@@ -106,7 +106,12 @@ export interface IssueContext {
   readonly claims: Record<string, unknown>
   /** Login only: the SSO policy to apply (sso-session sets it; OpenSessionInput.policy overrides it). */
   policy: SsoPolicy
-  /** Login only: extra fields for the session hash (short names; the core uses d t n c l a v s). */
+  /**
+   * Login only: extra fields of the session, stored as `<sid>:<name>` in the
+   * user's sessions hash and deleted with the session (see session-record.ts).
+   * Short names, no ':'; the core uses 'd'. Keep values short (under about 40
+   * bytes) so the hash keeps Redis's compact encoding.
+   */
   readonly fields: Record<string, string | number | Buffer>
   /** Extra claims for the access token (for example DPoP's `cnf`). */
   readonly tokenClaims: Record<string, unknown>

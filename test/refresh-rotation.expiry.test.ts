@@ -1,7 +1,8 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { REDIS_URL, exampleApp, login } from './helpers/app.js'
+import { REDIS_URL, exampleApp, login, storedSession } from './helpers/app.js'
+import { coreRecord } from '../lib/session-record.js'
 import { refresh } from './helpers/refresh.js'
 
 t.test('an unused session expires after the idle timeout: its refresh token is AUTH_REFRESH_INVALID', async (t) => {
@@ -38,12 +39,13 @@ t.test('past the absolute session age a refresh is AUTH_SESSION_EXPIRED, however
   t.match(res.headers['www-authenticate'], /^Bearer error="invalid_token"/)
 })
 
-t.test('the session hash is the authority on the absolute deadline (a shortened session expires)', async (t) => {
+t.test('the stored session is the authority on the absolute deadline (a shortened session expires)', async (t) => {
   const app = await exampleApp(t)
   const pair = await login(app, 'alice')
   const raw = new Redis(REDIS_URL)
   t.teardown(() => raw.quit())
-  await raw.hset(app.tokens.keys.session('alice', pair.session_id), 'a', Date.now() - 1)
+  const { lastSeen, claimsVersion } = (await storedSession(raw, app, 'alice', pair.session_id))!
+  await raw.hset(app.tokens.keys.sessions('alice'), pair.session_id, coreRecord(Date.now() - 1, lastSeen, claimsVersion))
   const res = await refresh(app, pair.refresh_token)
   t.equal(res.statusCode, 401)
   t.equal(res.json().code, 'AUTH_SESSION_EXPIRED')

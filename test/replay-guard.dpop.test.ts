@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { IssueContext } from '../lib/types.js'
-import { REDIS_URL, exampleApp } from './helpers/app.js'
+import { REDIS_URL, exampleApp, storedSession } from './helpers/app.js'
 import type { DpopKey } from './helpers/dpop.js'
 import { ath, dpopKey, proof } from './helpers/dpop.js'
 import { pluginApp } from './helpers/replay.js'
@@ -52,8 +52,7 @@ t.test('a login with a DPoP proof binds the tokens to the key (cnf.jkt, token_ty
   t.same(claimsOf(pair.access_token).cnf, { jkt })
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.quit())
-  const prefix = app.tokens.keys.prefix
-  t.equal(await redis.hget(`${prefix}:{alice}:s:${pair.session_id}`, 'k'), jkt)
+  t.equal((await storedSession(redis, app, 'alice', pair.session_id))!.jkt, jkt)
   // The protected routes take it with a proof, under the DPoP scheme (any case).
   t.equal((await call(app, pair.access_token, key)).statusCode, 200)
   t.equal((await call(app, pair.access_token, key, { scheme: 'dpop', url: '/api/me?x=1' })).statusCode, 200, 'query is not part of htu')
@@ -168,7 +167,7 @@ t.test('login with an invalid or replayed proof is 401 AUTH_DPOP_INVALID and ope
   isDpopInvalid(t, await login('garbage'), 'garbage at login')
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.quit())
-  t.equal(await redis.exists(app.tokens.keys.index('alice')), 0, 'no session was opened')
+  t.equal(await redis.exists(app.tokens.keys.sessions('alice')), 0, 'no session was opened')
   const dpop = await proof(key, { htm: 'POST', htu: '/auth/login' })
   t.equal((await login(dpop)).statusCode, 200)
   isDpopInvalid(t, await login(dpop), 'replayed proof at login')

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { REDIS_URL, bearer, exampleApp, login, me, pluginApp } from './helpers/app.js'
+import { REDIS_URL, bearer, exampleApp, login, me, pluginApp, storedSession } from './helpers/app.js'
 import { keysUnder } from './helpers/env.js'
 
 const redis = new Redis(REDIS_URL)
@@ -19,19 +19,20 @@ t.test('last_seen_at is written at most once per touch interval, and slides the 
   const clock = fakeClock()
   const app = await pluginApp(t, { clock: clock.read, touchInterval: 60, idleTimeout: 3600 }, protectedRoute)
   const { tokens, sessionId } = await app.tokens.openSession({ userId: 'u' })
-  const key = app.tokens.keys.session('u', sessionId)
-  const created = Number(await redis.hget(key, 'l'))
+  const key = app.tokens.keys.sessions('u')
+  const lastSeen = async () => (await storedSession(redis, app, 'u', sessionId))!.lastSeen
+  const created = await lastSeen()
   t.equal(created, clock.now)
 
   clock.now += 30_000
   t.equal((await app.inject({ url: '/p', headers: bearer(tokens.access_token) })).statusCode, 200)
-  t.equal(Number(await redis.hget(key, 'l')), created, 'no write within the interval')
+  t.equal(await lastSeen(), created, 'no write within the interval')
 
-  await redis.pexpire(key, 5000) // pretend the idle deadline is near
+  await redis.pexpire(key, 5000) // pretend the key is near its end
   clock.now += 31_000
   t.equal((await app.inject({ url: '/p', headers: bearer(tokens.access_token) })).statusCode, 200)
-  t.equal(Number(await redis.hget(key, 'l')), clock.now, 'written after the interval')
-  t.ok(await redis.pttl(key) > 3_500_000, 'idle deadline slid forward')
+  t.equal(await lastSeen(), clock.now, 'written after the interval')
+  t.ok(await redis.pttl(key) > 3_500_000, 'the key lives as long as the slid idle deadline')
   const [listed] = await app.tokens.listSessions('u')
   t.equal(listed.lastSeenAt.getTime(), clock.now)
 })
@@ -48,8 +49,7 @@ t.test('no access token outlives the absolute deadline; past it the session answ
   const clock = fakeClock()
   const app = await pluginApp(t, { clock: clock.read, accessTokenTtl: 300, maxSessionAge: 400 }, protectedRoute)
   const { tokens, sessionId } = await app.tokens.openSession({ userId: 'u' })
-  const key = app.tokens.keys.session('u', sessionId)
-  const deadline = Number(await redis.hget(key, 'a'))
+  const deadline = (await storedSession(redis, app, 'u', sessionId))!.deadline
   t.equal(deadline, clock.now + 400_000)
 
   clock.now += 350_000
@@ -61,9 +61,15 @@ t.test('no access token outlives the absolute deadline; past it the session answ
   const res = await app.inject({ url: '/p', headers: bearer(tokens.access_token) })
   t.equal(res.json().code, 'AUTH_SESSION_EXPIRED')
   t.same(await app.tokens.listSessions('u'), [], 'an expired session is not listed')
-  const next = await app.tokens.openSession({ userId: 'u' })
-  t.equal(await redis.zscore(app.tokens.keys.index('u'), sessionId), null, 'login prunes it from the index')
+  const next = await app.tokens.openSession({ userId: 'u', policy: { mode: 'single' } })
+  t.same(next.replaced, [], 'an expired session is not replaced by a login')
+  t.equal((await app.inject({ url: '/p', headers: bearer(tokens.access_token) })).json().code, 'AUTH_SESSION_EXPIRED', 'and still answers so')
   t.equal((await app.inject({ url: '/p', headers: bearer(next.tokens.access_token) })).statusCode, 200)
+
+  clock.now += app.tokens.options.retentionMs
+  await app.tokens.openSession({ userId: 'u' })
+  t.equal(await storedSession(redis, app, 'u', sessionId), null, 'past its retention, a login prunes its record')
+  t.equal((await app.inject({ url: '/p', headers: bearer(tokens.access_token) })).json().code, 'AUTH_SESSION_REVOKED')
 })
 
 t.test('every key written has a TTL, and the TTLs follow the lifetimes', async (t) => {

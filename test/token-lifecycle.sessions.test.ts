@@ -59,6 +59,11 @@ t.test('deleting one of my sessions ends it (a lost phone); another user\'s or a
   t.equal(foreign.json().code, 'AUTH_SESSION_NOT_FOUND')
   t.equal((await me(app, bob.access_token)).statusCode, 200, 'bob is untouched')
   t.equal((await del('nope', web.access_token)).json().code, 'AUTH_SESSION_NOT_FOUND')
+  // Not ids this package issues: a field of a session, or no id at all.
+  for (const id of [`${web.session_id}:d`, `${web.session_id}%3Ad`, '%20']) {
+    t.equal((await del(id, web.access_token)).json().code, 'AUTH_SESSION_NOT_FOUND', id)
+  }
+  t.equal((await me(app, web.access_token)).statusCode, 200, 'nothing was ended')
 
   t.equal((await del(phone.session_id, web.access_token)).statusCode, 204)
   t.equal((await me(app, phone.access_token)).json().code, 'AUTH_SESSION_REVOKED')
@@ -157,4 +162,20 @@ t.test('a bodiless POST that still says Content-Type: application/json is accept
   t.equal(broken.json().code, 'FST_ERR_CTP_INVALID_JSON_BODY')
   const poisoned = await app.inject({ method: 'POST', url: '/auth/login', headers: json, payload: '{"username":"a","password":"b","__proto__":{"x":1}}' })
   t.equal(poisoned.statusCode, 400, 'prototype poisoning is still refused')
+})
+
+t.test('device ids, types and names are stored as given, separators and escapes included', async (t) => {
+  const app = await exampleApp(t, { sso: 'device-type' })
+  const odd = { device_id: 'id|50%|%7C', device_type: 'pho|ne%', device_name: 'Bob\'s | phone 100%' }
+  const first = await login(app, 'alice', odd)
+  const other = await login(app, 'alice', { device_id: 'id', device_type: 'pho', device_name: 'x' })
+  const listed = (await app.inject({ url: '/auth/sessions', headers: bearer(other.access_token) })).json().sessions
+  t.match(listed, [{ session_id: first.session_id, ...odd }, { session_id: other.session_id, device_id: 'id', device_type: 'pho' }])
+
+  const second = await login(app, 'alice', odd)
+  t.equal((await me(app, first.access_token)).json().code, 'AUTH_SESSION_REPLACED', 'the same odd type is replaced')
+  t.equal((await me(app, other.access_token)).statusCode, 200, 'a type that is only a prefix of it is not')
+  t.equal(await app.tokens.endDeviceSessions('alice', 'id'), 1, 'a device id that is only a prefix ends only its own')
+  t.equal(await app.tokens.endDeviceSessions('alice', odd.device_id), 1)
+  t.equal((await me(app, second.access_token)).json().code, 'AUTH_SESSION_REVOKED')
 })

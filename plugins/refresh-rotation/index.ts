@@ -15,7 +15,7 @@ import { TokenService, checkAppClaims } from '../token-lifecycle/service.js'
 import type { RefreshRotationOptions } from './options.js'
 import { checkOptions } from './options.js'
 import { GuardedRateStore } from './rate-limit.js'
-import { RATE_INCR, ROTATE, RotateStatus } from './scripts.js'
+import { RATE_INCR, ROTATE, RotateStatus, firstRefreshState } from './scripts.js'
 import { RefreshTokenCodec } from './token.js'
 
 export const PLUGIN_NAME = 'fastify-jwt-sessions/refresh-rotation'
@@ -52,8 +52,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     onIssue (ctx) {
       if (ctx.kind !== 'login') return
       const token = codec.first(ctx.userId, ctx.sessionId, ctx.absoluteDeadline)
-      ctx.fields.g = 1
-      ctx.fields.r = token.digest
+      ctx.fields.r = firstRefreshState(token.digest)
       ctx.response.refresh_token = token.value
       ctx.response.refresh_expires_in = Math.floor(Math.min(core.idleMs, ctx.absoluteDeadline - ctx.now) / 1000)
     }
@@ -145,9 +144,9 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     // window computes the same one; Redis learns only its digest.
     const next = codec.successor(token)
     const [status, claimsVersion, absoluteDeadline] = await guard(() => rotate(
-      2, keys.session(userId, sessionId), keys.index(userId),
+      1, keys.sessions(userId), sessionId,
       now, token.generation, token.digest, next.digest, options.graceMs,
-      core.idleMs, core.retentionMs, ctx.proofJkt ?? '', sessionId
+      core.idleMs, core.retentionMs, ctx.proofJkt ?? ''
     )) as number[]
 
     if (status === RotateStatus.reused) await reportReuse(request, userId, sessionId, token.generation)

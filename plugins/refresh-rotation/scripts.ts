@@ -1,15 +1,22 @@
 import type { ScriptDefinition } from '../../lib/redis.js'
+import { WALK_LUA } from '../../lib/session-record.js'
 import { INVALIDATE_LUA } from '../token-lifecycle/scripts.js'
 
 /*
- * Refresh state lives in the session hash itself (see token-lifecycle/scripts.ts
- * for the core fields), so a refresh touches no key of its own:
- *   g  generation of the current refresh token (1 at login)
- *   r  digest of the current refresh token (base64url of a truncated SHA-256)
- *   h  rotation history for the grace window: "<generation>:<rotated at ms>;..."
- *      holding only rotations younger than the grace window
- *   k  (replay-guard) thumbprint of the DPoP key the session is bound to
+ * Refresh state is one field of the session in the user's sessions hash (see
+ * lib/session-record.ts), so a refresh touches no key of its own:
+ *   <sid>:r  "<generation>|<digest>|<history>": generation of the current
+ *            refresh token (1 at login), digest of it (base64url of a
+ *            truncated SHA-256), and the rotation history for the grace window,
+ *            "<generation>:<rotated at, base 36 ms>;..." holding only
+ *            rotations younger than the grace window
+ *   <sid>:k  (replay-guard) thumbprint of the DPoP key the session is bound to
  */
+
+/** The field refresh-rotation adds to a session at login (stored as `<sid>:r`). */
+export function firstRefreshState (digest: string): string {
+  return `1|${digest}|`
+}
 
 /** What ROTATE answers, first element of its reply. */
 export const RotateStatus = {
@@ -40,51 +47,58 @@ export const RotateStatus = {
  * a session has exactly one token per generation (one chain, grown by
  * derivation from one random nonce), so the MAC already identifies it.
  *
- * KEYS[1]  session hash
- * KEYS[2]  the user's session index (sorted set): the session leaves it on reuse
- * ARGV[1]  now (ms)
- * ARGV[2]  generation of the presented token
- * ARGV[3]  digest of the presented token
- * ARGV[4]  digest of its successor
- * ARGV[5]  grace window (ms)
- * ARGV[6]  idle timeout (ms)
- * ARGV[7]  retention after the absolute deadline (ms)
- * ARGV[8]  thumbprint of the DPoP key the request proved, or ''
- * ARGV[9]  session id (member of KEYS[2])
+ * KEYS[1]  the user's sessions hash
+ * ARGV[1]  session id
+ * ARGV[2]  now (ms)
+ * ARGV[3]  generation of the presented token
+ * ARGV[4]  digest of the presented token
+ * ARGV[5]  digest of its successor
+ * ARGV[6]  grace window (ms)
+ * ARGV[7]  idle timeout (ms)
+ * ARGV[8]  retention after the absolute deadline (ms)
+ * ARGV[9]  thumbprint of the DPoP key the request proved, or ''
  * Returns { RotateStatus, claims version, absolute deadline } (the last two when 0 or 1).
  * On reuse, PUBLISHes the invalidation of the user's cached sessions (INVALIDATE_LUA).
  */
 export const ROTATE: ScriptDefinition = {
   name: 'refresh_rotate',
-  lua: INVALIDATE_LUA + `
-local f = redis.call('HMGET', KEYS[1], 's', 'a', 'v', 'g', 'r', 'h', 'k')
-if f[1] == 'r' then return { 3 } end
-if f[1] or not f[2] or not f[3] or not f[4] then return { 2 } end
-local now = tonumber(ARGV[1])
-if now >= tonumber(f[2]) then return { 4 } end
-if f[7] and f[7] ~= ARGV[8] then return { 6 } end
-local current = tonumber(f[4])
-local presented = tonumber(ARGV[2])
-local grace = tonumber(ARGV[5])
+  lua: WALK_LUA + INVALIDATE_LUA + `
+local sid = ARGV[1]
+local f = redis.call('HMGET', KEYS[1], sid, sid .. ':r', sid .. ':k')
+local s, a, l, v = parse(f[1])
+if not s then return { 2 } end
+local now = tonumber(ARGV[2])
+local idle = tonumber(ARGV[7])
+local ends = a + tonumber(ARGV[8])
+if now >= math.min(l + idle, ends) then return { 2 } end
+if s == 'r' then return { 3 } end
+if now >= a then return { 4 } end
+if f[3] and f[3] ~= ARGV[9] then return { 6 } end
+local current, digest, past = string.match(f[2] or '', '^(%d+)|([^|]*)|(.*)$')
+if not current then return { 2 } end
+current = tonumber(current)
+local presented = tonumber(ARGV[3])
+local grace = tonumber(ARGV[6])
 if presented == current then
-  if f[5] ~= ARGV[3] then return { 2 } end
+  if digest ~= ARGV[4] then return { 2 } end
   local history = ''
-  for gen, at in string.gmatch(f[6] or '', '(%d+):(%d+)') do
-    if now - tonumber(at) < grace then history = history .. gen .. ':' .. at .. ';' end
+  for gen, at in string.gmatch(past, '(%d+):(%w+);') do
+    if now - tonumber(at, 36) < grace then history = history .. gen .. ':' .. at .. ';' end
   end
-  history = history .. current .. ':' .. now .. ';'
-  redis.call('HSET', KEYS[1], 'g', current + 1, 'r', ARGV[4], 'h', history, 'l', now)
-  redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[6]), tonumber(f[2]) + tonumber(ARGV[7]) - now))
-  return { 0, tonumber(f[3]), tonumber(f[2]) }
+  history = history .. current .. ':' .. b36(now) .. ';'
+  redis.call('HSET', KEYS[1], sid, record(s, a, now, v), sid .. ':r', (current + 1) .. '|' .. ARGV[5] .. '|' .. history)
+  keep(KEYS[1], math.min(now + idle, ends) - now)
+  return { 0, tonumber(v), a }
 end
 if presented > current then return { 2 } end
-for gen, at in string.gmatch(f[6] or '', '(%d+):(%d+)') do
-  if tonumber(gen) == presented and now - tonumber(at) < grace then
-    return { 1, tonumber(f[3]), tonumber(f[2]) }
+for gen, at in string.gmatch(past, '(%d+):(%w+);') do
+  if tonumber(gen) == presented and now - tonumber(at, 36) < grace then
+    return { 1, tonumber(v), a }
   end
 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[9])
+for _, w in ipairs(walk(KEYS[1], now, idle, tonumber(ARGV[8]))) do
+  if w.sid == sid then drop(KEYS[1], w) end
+end
 invalidate(KEYS[1])
 return { 5 }
 `

@@ -6,7 +6,7 @@ import { digest, hmac, safeEqual } from '../../lib/crypto.js'
  *
  *   <b64url(userId)>.<sessionId>.<generation>.<absoluteDeadline>.<nonce>.<mac>
  *
- * - userId and sessionId name the session hash (and so the user's hash tag)
+ * - userId and sessionId name the session (its user's sessions hash, and so the hash tag)
  *   before any lookup; the absolute deadline (ms) never changes for a session.
  * - nonce: 256 bits. Generation 1's is random; each successor's is derived from
  *   its predecessor with the server key, nonce(n+1) = HMAC(key, 'next', sid, n, nonce(n)),

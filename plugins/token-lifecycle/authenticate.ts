@@ -84,7 +84,7 @@ export function createAuthenticate (service: TokenService, verify: Verifier) {
     if (!Object.isFrozen(payload)) deepFreeze(payload)
 
     const tag = keys.userTag(payload.sub)
-    const sessionKey = tag + 's:' + payload.sid
+    const sessionsKey = tag + 's' // keys.sessions(sub), from the tag already built
     let plan: VerifyPlan | undefined
     if (verifyExtensions.length !== 0) {
       plan = { scheme: presented.scheme, token, onceKeys: [], onceTtls: [], onceErrors: [] }
@@ -110,10 +110,10 @@ export function createAuthenticate (service: TokenService, verify: Verifier) {
     }
     // Without one-time keys (most routes), a call of fixed arity: no arrays to spread.
     const status = await guard(() => once === undefined
-      ? verifyScript(1, sessionKey, now, payload.cv, touchMs, idleMs, retentionMs)
+      ? verifyScript(1, sessionsKey, payload.sid, now, payload.cv, touchMs, idleMs, retentionMs)
       : verifyScript(
-        1 + once.onceKeys.length, sessionKey, ...once.onceKeys,
-        now, payload.cv, touchMs, idleMs, retentionMs, ...once.onceTtls
+        1 + once.onceKeys.length, sessionsKey, ...once.onceKeys,
+        payload.sid, now, payload.cv, touchMs, idleMs, retentionMs, ...once.onceTtls
       )) as number
     if (status > VerifyStatus.ok) {
       const make = status >= VerifyStatus.onceSpentBase

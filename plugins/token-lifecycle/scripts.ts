@@ -1,16 +1,13 @@
 import type { ScriptDefinition } from '../../lib/redis.js'
+import { RECORD_LUA, WALK_LUA } from '../../lib/session-record.js'
 
 /*
- * Session hash fields (one-letter names: this hash exists once per session,
- * and every byte of it is multiplied by the number of sessions):
- *   d device id, t device type, n device name, c created (ms), l last seen (ms),
- *   a absolute deadline (ms), v claims version, s status of a dead session kept
- *   as a tombstone ('r' = replaced by a newer login), plus the fields other
- *   plugins add (refresh-rotation: g generation, r digest, h rotation history).
+ * Every script here touches one declared key of the user, their sessions hash
+ * (layout in lib/session-record.ts), plus the one-time keys VERIFY spends.
  *
- * Key TTL of a live session: min(idle timeout, absolute deadline + retention - now),
- * where the retention keeps a session past its absolute deadline just long
- * enough to answer AUTH_SESSION_EXPIRED instead of "unknown".
+ * A session's expiry: min(last seen + idle timeout, absolute deadline +
+ * retention), where the retention keeps a session past its absolute deadline
+ * just long enough to answer AUTH_SESSION_EXPIRED instead of "unknown".
  */
 
 /**
@@ -45,55 +42,54 @@ export const VerifyStatus = {
  * whatever plugins are registered. Plugins extend it with one-time keys
  * (replay guard, DPoP proof ids) instead of adding round trips.
  *
- * KEYS[1]      session hash
+ * KEYS[1]      the user's sessions hash
  * KEYS[2..n]   one-time keys to spend (SET NX semantics, all or none)
- * ARGV[1]      now (ms)
- * ARGV[2]      claims version carried by the token
- * ARGV[3]      touch interval (ms): last_seen_at is written at most this often
- * ARGV[4]      idle timeout (ms)
- * ARGV[5]      retention after the absolute deadline (ms)
- * ARGV[6..]    TTL (ms) of each one-time key, in KEYS order
+ * ARGV[1]      session id
+ * ARGV[2]      now (ms)
+ * ARGV[3]      claims version carried by the token
+ * ARGV[4]      touch interval (ms): last seen is written at most this often
+ * ARGV[5]      idle timeout (ms)
+ * ARGV[6]      retention after the absolute deadline (ms)
+ * ARGV[7..]    TTL (ms) of each one-time key, in KEYS order
  * Returns a positive VerifyStatus code on refusal; on success, minus the time
  * (ms) up to which the session is known live: min(absolute deadline, last seen
  * + idle timeout). The local cache (if on) never keeps an answer past it.
  */
 export const VERIFY: ScriptDefinition = {
   name: 'verify',
-  lua: `
-local f = redis.call('HMGET', KEYS[1], 's', 'v', 'a', 'l')
-if f[1] then
-  if f[1] == 'r' then return 2 end
-  return 1
-end
-if not f[3] then return 1 end
-local now = tonumber(ARGV[1])
-local deadline = tonumber(f[3])
-if now >= deadline then return 3 end
-if f[2] ~= ARGV[2] then return 4 end
+  lua: RECORD_LUA + `
+local s, a, l, v = parse(redis.call('HGET', KEYS[1], ARGV[1]))
+if not s then return 1 end
+local now = tonumber(ARGV[2])
+local idle = tonumber(ARGV[5])
+local ends = a + tonumber(ARGV[6])
+if now >= math.min(l + idle, ends) then return 1 end
+if s == 'r' then return 2 end
+if now >= a then return 3 end
+if v ~= ARGV[3] then return 4 end
 for i = 2, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then return 8 + i end
 end
 for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'PX', ARGV[4 + i])
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[5 + i])
 end
-local seen = tonumber(f[4])
-if now - seen >= tonumber(ARGV[3]) then
-  redis.call('HSET', KEYS[1], 'l', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[4]), deadline + tonumber(ARGV[5]) - now))
-  seen = now
+if now - l >= tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], ARGV[1], record(s, a, now, v))
+  keep(KEYS[1], math.min(now + idle, ends) - now)
+  l = now
 end
-return -math.min(deadline, seen + tonumber(ARGV[4]))
+return -math.min(a, l + idle)
 `
 }
 
 /**
  * Opens a session and applies the SSO policy in the same atomic step, so
  * concurrent logins can never leave more sessions than the policy allows.
- * Replaced sessions become tombstones ({s='r'}) that keep their TTL (their
- * tokens can be presented until then) and answer AUTH_SESSION_REPLACED.
+ * Replaced sessions become tombstones (status 'r', the rest of their fields
+ * gone) that keep their expiry (their tokens can be presented until then) and
+ * answer AUTH_SESSION_REPLACED. Dead records are pruned on the way.
  *
- * KEYS[1]      the user's session index (sorted set, score = login time)
- * KEYS[2]      the new session hash
+ * KEYS[1]      the user's sessions hash
  * ARGV[1]      now (ms)
  * ARGV[2]      new session id
  * ARGV[3]      idle timeout (ms)
@@ -101,90 +97,99 @@ return -math.min(deadline, seen + tonumber(ARGV[4]))
  * ARGV[5]      retention after the absolute deadline (ms)
  * ARGV[6]      policy: 'off' | 'single' | 'device-type' | 'max'
  * ARGV[7]      N for 'max'
- * ARGV[8]      the new session's device type
- * ARGV[9]      session key base (the user's hash tag + 's:')
- * ARGV[10..]   field, value pairs of the new session hash
+ * ARGV[8]      the new session's device type (escaped as in the device record)
+ * ARGV[9]      the new session's core record
+ * ARGV[10]     the new session's device record
+ * ARGV[11..]   name, value pairs of the fields other plugins add (stored as <sid>:<name>)
  * Returns a flat list of the replaced sessions: sid, device id, device type, device name, ...
  */
 export const OPEN: ScriptDefinition = {
   name: 'open',
-  lua: INVALIDATE_LUA + `
+  lua: WALK_LUA + INVALIDATE_LUA + `
 local now = tonumber(ARGV[1])
-local base = ARGV[9]
+local idle = tonumber(ARGV[3])
 local policy = ARGV[6]
 local live = {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = base .. sid
-  local f = redis.call('HMGET', key, 's', 'a', 'd', 't', 'n')
-  if f[1] or not f[2] or tonumber(f[2]) <= now then
-    redis.call('ZREM', KEYS[1], sid)
-  else
-    live[#live + 1] = { sid, key, f[3], f[4], f[5] }
-  end
+for _, s in ipairs(walk(KEYS[1], now, idle, tonumber(ARGV[5]))) do
+  if s.state == 'dead' then drop(KEYS[1], s)
+  elseif s.state == 'live' then live[#live + 1] = s end
 end
 local replaced = {}
 local function replace (s)
-  redis.call('HDEL', s[2], 'd', 't', 'n', 'c', 'l', 'v')
-  redis.call('HSET', s[2], 's', 'r')
-  redis.call('ZREM', KEYS[1], s[1])
-  replaced[#replaced + 1] = s[1]
-  replaced[#replaced + 1] = s[3]
-  replaced[#replaced + 1] = s[4]
-  replaced[#replaced + 1] = s[5]
+  -- Rewrite the core record before dropping the rest: the hash never empties
+  -- (which would delete the key and its TTL) in between.
+  redis.call('HSET', KEYS[1], s.sid, record('r', s.a, s.l, s.v))
+  local rest = {}
+  for _, name in ipairs(s.names) do
+    if name ~= s.sid then rest[#rest + 1] = name end
+  end
+  if #rest > 0 then redis.call('HDEL', KEYS[1], unpack(rest)) end
+  replaced[#replaced + 1] = s.sid
+  replaced[#replaced + 1] = s.device or ''
+  replaced[#replaced + 1] = s.type or ''
+  replaced[#replaced + 1] = s.name or ''
 end
 if policy == 'single' then
   for _, s in ipairs(live) do replace(s) end
 elseif policy == 'device-type' then
   for _, s in ipairs(live) do
-    if s[4] == ARGV[8] then replace(s) end
+    if s.type == ARGV[8] then replace(s) end
   end
 elseif policy == 'max' then
   local excess = #live - tonumber(ARGV[7]) + 1
   for i = 1, excess do replace(live[i]) end
 end
-local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[2], unpack(fields))
-local lifetime = tonumber(ARGV[4]) + tonumber(ARGV[5]) - now
-redis.call('PEXPIRE', KEYS[2], math.min(tonumber(ARGV[3]), lifetime))
-if #replaced > 0 then invalidate(KEYS[1]) end
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-if redis.call('PTTL', KEYS[1]) < lifetime then
-  redis.call('PEXPIRE', KEYS[1], lifetime)
+local sid = ARGV[2]
+local fields = { sid, ARGV[9], sid .. ':d', ARGV[10] }
+for i = 11, #ARGV, 2 do
+  fields[#fields + 1] = sid .. ':' .. ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
 end
+redis.call('HSET', KEYS[1], unpack(fields))
+keep(KEYS[1], math.min(idle, tonumber(ARGV[4]) + tonumber(ARGV[5]) - now))
+if #replaced > 0 then invalidate(KEYS[1]) end
 return replaced
 `
 }
 
 /**
  * Ends one live session of the user (logout, "delete this session").
- * KEYS[1] index, KEYS[2] session hash; ARGV[1] session id.
+ * KEYS[1] sessions hash; ARGV[1] session id, ARGV[2] now, ARGV[3] idle
+ * timeout, ARGV[4] retention.
  * Returns 1 when a live session was ended, 0 when it was not the user's or not live.
  */
 export const END_SESSION: ScriptDefinition = {
   name: 'end_session',
-  lua: INVALIDATE_LUA + `
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[2])
-invalidate(KEYS[1])
-return 1
+  lua: WALK_LUA + INVALIDATE_LUA + `
+local now = tonumber(ARGV[2])
+for _, s in ipairs(walk(KEYS[1], now, tonumber(ARGV[3]), tonumber(ARGV[4]))) do
+  if s.sid == ARGV[1] then
+    if s.state ~= 'live' then return 0 end
+    drop(KEYS[1], s)
+    invalidate(KEYS[1])
+    return 1
+  end
+end
+return 0
 `
 }
 
 /**
- * Ends every live session of the user, or only those of one device.
- * KEYS[1] index; ARGV[1] session key base; ARGV[2] device id, or '' for all.
- * Returns the number of sessions ended.
+ * Ends every session of the user that is not a tombstone, or only those of
+ * one device; prunes dead records on the way.
+ * KEYS[1] sessions hash; ARGV[1] device id (escaped), or '' for all;
+ * ARGV[2] now, ARGV[3] idle timeout, ARGV[4] retention.
+ * Returns the number of live sessions ended.
  */
 export const END_USER_SESSIONS: ScriptDefinition = {
   name: 'end_user_sessions',
-  lua: INVALIDATE_LUA + `
+  lua: WALK_LUA + INVALIDATE_LUA + `
 local ended = 0
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. sid
-  if ARGV[2] == '' or redis.call('HGET', key, 'd') == ARGV[2] then
-    ended = ended + redis.call('DEL', key)
-    redis.call('ZREM', KEYS[1], sid)
+for _, s in ipairs(walk(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))) do
+  if s.state == 'dead' then drop(KEYS[1], s)
+  elseif s.state ~= 'replaced' and (ARGV[1] == '' or s.device == ARGV[1]) then
+    drop(KEYS[1], s)
+    if s.state == 'live' then ended = ended + 1 end
   end
 end
 if ended > 0 then invalidate(KEYS[1]) end
@@ -195,16 +200,16 @@ return ended
 /**
  * Makes every live access token of the user stale (a role change): each live
  * session's claims version goes up by one. No session ends.
- * KEYS[1] index; ARGV[1] session key base. Returns the number of sessions touched.
+ * KEYS[1] sessions hash; ARGV[1] now, ARGV[2] idle timeout, ARGV[3] retention.
+ * Returns the number of sessions touched.
  */
 export const BUMP_CLAIMS: ScriptDefinition = {
   name: 'bump_claims',
-  lua: INVALIDATE_LUA + `
+  lua: WALK_LUA + INVALIDATE_LUA + `
 local touched = 0
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = ARGV[1] .. sid
-  if redis.call('HEXISTS', key, 'v') == 1 then
-    redis.call('HINCRBY', key, 'v', 1)
+for _, s in ipairs(walk(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))) do
+  if s.state == 'live' then
+    redis.call('HSET', KEYS[1], s.sid, record('', s.a, s.l, tonumber(s.v) + 1))
     touched = touched + 1
   end
 end
@@ -215,18 +220,22 @@ return touched
 
 /**
  * Lists the user's live sessions, oldest login first.
- * KEYS[1] index; ARGV[1] session key base; ARGV[2] now (ms).
+ * KEYS[1] sessions hash; ARGV[1] now, ARGV[2] idle timeout, ARGV[3] retention.
  * Returns a flat list: sid, device id, device type, device name, created, last seen, ...
+ * (device fields escaped as in the device record; times in ms).
  */
 export const LIST_SESSIONS: ScriptDefinition = {
   name: 'list_sessions',
-  lua: `
+  lua: WALK_LUA + `
 local out = {}
-for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local f = redis.call('HMGET', ARGV[1] .. sid, 's', 'a', 'd', 't', 'n', 'c', 'l')
-  if not f[1] and f[2] and tonumber(f[2]) > tonumber(ARGV[2]) then
-    out[#out + 1] = sid
-    for i = 3, 7 do out[#out + 1] = f[i] end
+for _, s in ipairs(walk(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))) do
+  if s.state == 'live' then
+    out[#out + 1] = s.sid
+    out[#out + 1] = s.device or ''
+    out[#out + 1] = s.type or ''
+    out[#out + 1] = s.name or ''
+    out[#out + 1] = s.created
+    out[#out + 1] = s.l
   end
 end
 return out

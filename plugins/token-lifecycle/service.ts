@@ -3,6 +3,7 @@ import { randomId } from '../../lib/crypto.js'
 import type { Keyspace } from '../../lib/keys.js'
 import type { RedisClient, ScriptCall, StoreGuard } from '../../lib/redis.js'
 import { defineScript } from '../../lib/redis.js'
+import { SESSION_ID, coreRecord, deviceRecord, escapeRecordPart, unescapeRecordPart } from '../../lib/session-record.js'
 import type {
   IssueContext, OpenSessionInput, OpenSessionResult, ReplacedSession,
   SessionExtension, SessionInfo, SsoPolicy, TokenPair
@@ -156,20 +157,24 @@ export class TokenService {
     }
     await this.runIssueExtensions(ctx)
     if (input.policy) ctx.policy = input.policy
-    const fields: Array<string | number | Buffer> = [
-      'd', deviceId, 't', deviceType, 'n', deviceName, 'c', now, 'l', now, 'a', ctx.absoluteDeadline, 'v', 1
-    ]
+    const fields: Array<string | number | Buffer> = []
     for (const [name, value] of Object.entries(ctx.fields)) fields.push(name, value)
     const policy = ctx.policy
     const reply = await this.guard(() => this.openScript(
-      2, this.keys.index(userId), this.keys.session(userId, sessionId),
+      1, this.keys.sessions(userId),
       now, sessionId, this.options.idleMs, ctx.absoluteDeadline, this.options.retentionMs,
-      policy.mode, policy.mode === 'max' ? policy.max : 0, deviceType, this.keys.sessionKeyBase(userId),
+      policy.mode, policy.mode === 'max' ? policy.max : 0, escapeRecordPart(deviceType),
+      coreRecord(ctx.absoluteDeadline, now, 1), deviceRecord(now, deviceType, deviceId, deviceName),
       ...fields
-    )) as Array<string | null>
+    )) as string[]
     const replaced: ReplacedSession[] = []
     for (let i = 0; i < reply.length; i += 4) {
-      replaced.push({ sessionId: reply[i]!, deviceId: reply[i + 1] || null, deviceType: reply[i + 2]!, deviceName: reply[i + 3] || null })
+      replaced.push({
+        sessionId: reply[i],
+        deviceId: unescapeRecordPart(reply[i + 1]) || null,
+        deviceType: unescapeRecordPart(reply[i + 2]),
+        deviceName: reply[i + 3] || null
+      })
     }
     const access = this.signAccessToken({
       userId, sessionId, claimsVersion: 1, claims, extraClaims: ctx.tokenClaims, absoluteDeadline: ctx.absoluteDeadline
@@ -188,42 +193,46 @@ export class TokenService {
 
   /** Ends one live session of the user. Resolves false when it was not theirs or not live. */
   async endSession (userId: string, sessionId: string): Promise<boolean> {
-    const ended = await this.guard(() => this.endSessionScript(
-      2, this.keys.index(userId), this.keys.session(userId, sessionId), sessionId
-    ))
+    // Not an id this package issues (it may come from a URL): nothing to end.
+    if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) return false
+    const ended = await this.guard(() => this.endSessionScript(1, this.keys.sessions(userId), sessionId, ...this.lifetimeArgs()))
     return ended === 1
   }
 
   /** Ends every live session of the user (logout-all, password change, admin). */
   async endAllSessions (userId: string): Promise<number> {
-    return await this.guard(() => this.endUserScript(1, this.keys.index(userId), this.keys.sessionKeyBase(userId), '')) as number
+    return await this.guard(() => this.endUserScript(1, this.keys.sessions(userId), '', ...this.lifetimeArgs())) as number
   }
 
   /** Ends every live session the user opened from one device (a lost phone). */
   async endDeviceSessions (userId: string, deviceId: string): Promise<number> {
     if (typeof deviceId !== 'string' || deviceId === '') throw new TypeError('endDeviceSessions: deviceId must be a non-empty string')
-    return await this.guard(() => this.endUserScript(1, this.keys.index(userId), this.keys.sessionKeyBase(userId), deviceId)) as number
+    return await this.guard(() => this.endUserScript(1, this.keys.sessions(userId), escapeRecordPart(deviceId), ...this.lifetimeArgs())) as number
   }
 
   /** A role change: the user's live access tokens answer AUTH_TOKEN_STALE until refreshed. */
   async invalidateClaims (userId: string): Promise<number> {
-    return await this.guard(() => this.bumpClaimsScript(1, this.keys.index(userId), this.keys.sessionKeyBase(userId))) as number
+    return await this.guard(() => this.bumpClaimsScript(1, this.keys.sessions(userId), ...this.lifetimeArgs())) as number
+  }
+
+  /** What the walking scripts need to tell live records from dead ones: now, idle timeout, retention. */
+  private lifetimeArgs (): [number, number, number] {
+    return [this.options.clock(), this.options.idleMs, this.options.retentionMs]
   }
 
   /** The user's live sessions, oldest login first. */
   async listSessions (userId: string): Promise<SessionInfo[]> {
-    const now = this.options.clock()
-    const flat = await this.guard(() => this.listScript(1, this.keys.index(userId), this.keys.sessionKeyBase(userId), now)) as string[]
+    const flat = await this.guard(() => this.listScript(1, this.keys.sessions(userId), ...this.lifetimeArgs())) as Array<string | number>
     const sessions: SessionInfo[] = []
     for (let i = 0; i < flat.length; i += 6) {
       sessions.push({
-        sessionId: flat[i],
-        deviceId: flat[i + 1] || null,
+        sessionId: flat[i] as string,
+        deviceId: unescapeRecordPart(flat[i + 1] as string) || null,
         // Always written at open ('unknown' when the login named none).
-        deviceType: flat[i + 2],
-        deviceName: flat[i + 3] || null,
-        createdAt: new Date(Number(flat[i + 4])),
-        lastSeenAt: new Date(Number(flat[i + 5]))
+        deviceType: unescapeRecordPart(flat[i + 2] as string),
+        deviceName: (flat[i + 3] as string) || null,
+        createdAt: new Date(flat[i + 4] as number),
+        lastSeenAt: new Date(flat[i + 5] as number)
       })
     }
     return sessions

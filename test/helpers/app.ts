@@ -8,6 +8,7 @@ import { REDIS_URL, keysUnder, uniquePrefix } from './env.js'
 import { buildApp } from '../../example-server/app.js'
 import type { ExampleConfig } from '../../example-server/config.js'
 import { configFromEnv } from '../../example-server/config.js'
+import { parseCoreRecord } from '../../lib/session-record.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -89,4 +90,11 @@ export async function pluginApp (
   cleanupPrefix(t, keyPrefix)
   await app.ready()
   return app
+}
+
+/** A session as stored in its user's hash (lib/session-record.ts), or null when it has no record. */
+export async function storedSession (redis: Redis, app: FastifyInstance, userId: string, sessionId: string) {
+  const [core, refresh, jkt] = await redis.hmget(app.tokens.keys.sessions(userId), sessionId, `${sessionId}:r`, `${sessionId}:k`)
+  if (core === null) return null
+  return { ...parseCoreRecord(core), refresh, generation: refresh === null ? null : Number(refresh.split('|')[0]), jkt }
 }
