@@ -1,6 +1,8 @@
 import t from 'tap'
 import type { SessionReplacedEvent } from '../plugins/sso-session/index.js'
-import { bearer, exampleApp, login, me } from './helpers/app.js'
+import { Redis } from 'ioredis'
+import { MAX_TOMBSTONES } from '../plugins/token-lifecycle/service.js'
+import { REDIS_URL, bearer, exampleApp, login, me, pluginApp } from './helpers/app.js'
 
 const sessions = async (app: Awaited<ReturnType<typeof exampleApp>>, token: string) =>
   (await app.inject({ method: 'GET', url: '/auth/sessions', headers: bearer(token) })).json().sessions as Array<{ session_id: string }>
@@ -60,7 +62,9 @@ t.test('20 concurrent logins under single leave exactly one live session', async
   const statuses = await Promise.all(pairs.map(async (p) => (await me(app, p.access_token)).json()))
   const live = statuses.filter((s) => s.user_id === 'alice')
   t.equal(live.length, 1)
-  t.equal(statuses.filter((s) => s.code === 'AUTH_SESSION_REPLACED').length, 19)
+  // 19 replaced sessions, of which the user keeps MAX_TOMBSTONES tombstones.
+  t.equal(statuses.filter((s) => s.code === 'AUTH_SESSION_REPLACED').length, MAX_TOMBSTONES)
+  t.equal(statuses.filter((s) => s.code === 'AUTH_SESSION_REVOKED').length, 19 - MAX_TOMBSTONES)
   t.equal((await sessions(app, pairs.find((p) => p.session_id === live[0].session_id)!.access_token)).length, 1)
 })
 
@@ -88,4 +92,33 @@ t.test('the replaced hook hears user, old session, new session and device', asyn
   t.ok(events[0].request, 'the login request is handed over')
   t.equal(app.sso.policy.mode, 'single')
   t.throws(() => app.sso.onReplaced('nope' as never), /listener must be a function/)
+})
+
+t.test('a user keeps the tombstones of the most recently used replaced sessions, not one per login ever made', async (t) => {
+  const clock = { now: Date.now() }
+  const app = await pluginApp(t, { clock: () => clock.now }, (app) => {
+    app.get('/p', { onRequest: app.authenticate }, async () => ({ ok: true }))
+  })
+  const code = async (session: { tokens: { access_token: string } }) =>
+    (await app.inject({ url: '/p', headers: bearer(session.tokens.access_token) })).json().code
+  const open = async (mode: 'off' | 'single') => {
+    clock.now += 1000
+    return await app.tokens.openSession({ userId: 'u', policy: { mode } })
+  }
+  const used = await open('off')
+  const unused = await open('off')
+  clock.now += 61_000
+  t.equal(await code(used), undefined, 'used after the touch interval: last seen moves on')
+  // The first login replaces both; every later one replaces the one before it.
+  const logins = []
+  for (let i = 0; i < MAX_TOMBSTONES - 1; i++) logins.push(await open('single'))
+  t.same([await code(used), await code(unused)], ['AUTH_SESSION_REPLACED', 'AUTH_SESSION_REPLACED'], 'at the limit, every tombstone is kept')
+  logins.push(await open('single'))
+  t.same([await code(used), await code(unused)], ['AUTH_SESSION_REPLACED', 'AUTH_SESSION_REVOKED'], 'past it, the least recently used goes first')
+  logins.push(await open('single'))
+  t.equal(await code(used), 'AUTH_SESSION_REVOKED', 'then the next')
+  for (const login of logins.slice(0, -1)) t.equal(await code(login), 'AUTH_SESSION_REPLACED')
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  t.equal(await redis.hlen(app.tokens.keys.sessions('u')), MAX_TOMBSTONES + 2, 'the tombstones, and the live session (two fields)')
 })

@@ -87,7 +87,8 @@ return -math.min(a, l + idle)
  * concurrent logins can never leave more sessions than the policy allows.
  * Replaced sessions become tombstones (status 'r', the rest of their fields
  * gone) that keep their expiry (their tokens can be presented until then) and
- * answer AUTH_SESSION_REPLACED. Dead records are pruned on the way.
+ * answer AUTH_SESSION_REPLACED, up to MAX_TOMBSTONES of them per user (service.ts). Dead
+ * records are pruned on the way.
  *
  * KEYS[1]      the user's sessions hash
  * ARGV[1]      now (ms)
@@ -100,7 +101,8 @@ return -math.min(a, l + idle)
  * ARGV[8]      the new session's device type (escaped as in the device record)
  * ARGV[9]      the new session's core record
  * ARGV[10]     the new session's device record
- * ARGV[11..]   name, value pairs of the fields other plugins add (stored as <sid>:<name>)
+ * ARGV[11]     how many tombstones the user keeps at most (the least recently used go first)
+ * ARGV[12..]   name, value pairs of the fields other plugins add (stored as <sid>:<name>)
  * Returns a flat list of the replaced sessions: sid, device id, device type, device name, ...
  */
 export const OPEN: ScriptDefinition = {
@@ -109,10 +111,11 @@ export const OPEN: ScriptDefinition = {
 local now = tonumber(ARGV[1])
 local idle = tonumber(ARGV[3])
 local policy = ARGV[6]
-local live = {}
+local live, tombstones = {}, {}
 for _, s in ipairs(walk(KEYS[1], now, idle, tonumber(ARGV[5]))) do
   if s.state == 'dead' then drop(KEYS[1], s)
-  elseif s.state == 'live' then live[#live + 1] = s end
+  elseif s.state == 'live' then live[#live + 1] = s
+  elseif s.state == 'replaced' then tombstones[#tombstones + 1] = s end
 end
 local replaced = {}
 local function replace (s)
@@ -124,6 +127,7 @@ local function replace (s)
     if name ~= s.sid then rest[#rest + 1] = name end
   end
   if #rest > 0 then redis.call('HDEL', KEYS[1], unpack(rest)) end
+  tombstones[#tombstones + 1] = s
   replaced[#replaced + 1] = s.sid
   replaced[#replaced + 1] = s.device or ''
   replaced[#replaced + 1] = s.type or ''
@@ -139,9 +143,17 @@ elseif policy == 'max' then
   local excess = #live - tonumber(ARGV[7]) + 1
   for i = 1, excess do replace(live[i]) end
 end
+-- Tombstones only tell a kicked device why: keep the most recently used ones,
+-- so that a user who logs in again and again does not grow a hash every
+-- login has to walk.
+local excess = #tombstones - tonumber(ARGV[11])
+if excess > 0 then
+  table.sort(tombstones, function (x, y) return x.l < y.l end)
+  for i = 1, excess do drop(KEYS[1], tombstones[i]) end
+end
 local sid = ARGV[2]
 local fields = { sid, ARGV[9], sid .. ':d', ARGV[10] }
-for i = 11, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   fields[#fields + 1] = sid .. ':' .. ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end

@@ -15,6 +15,12 @@ import { BUMP_CLAIMS, END_SESSION, END_USER_SESSIONS, LIST_SESSIONS, OPEN, VERIF
 /** Claim names the core owns; app claims may not shadow them. */
 const RESERVED_CLAIMS = new Set(['sub', 'sid', 'jti', 'iat', 'exp', 'nbf', 'cv', 'iss', 'aud', 'cnf'])
 const MAX_DEVICE_FIELD = 200
+/**
+ * Replaced sessions whose tombstones a user keeps (the most recently used):
+ * enough for every device a person owns to learn it was replaced, while a
+ * user who logs in again and again keeps a small hash.
+ */
+export const MAX_TOMBSTONES = 16
 
 export type Signer = (payload: Record<string, unknown>) => string
 
@@ -164,7 +170,7 @@ export class TokenService {
       1, this.keys.sessions(userId),
       now, sessionId, this.options.idleMs, ctx.absoluteDeadline, this.options.retentionMs,
       policy.mode, policy.mode === 'max' ? policy.max : 0, escapeRecordPart(deviceType),
-      coreRecord(ctx.absoluteDeadline, now, 1), deviceRecord(now, deviceType, deviceId, deviceName),
+      coreRecord(ctx.absoluteDeadline, now, 1), deviceRecord(now, deviceType, deviceId, deviceName), MAX_TOMBSTONES,
       ...fields
     )) as string[]
     const replaced: ReplacedSession[] = []
