@@ -36,7 +36,7 @@ t.test('a DPoP-bound session refreshes only with a proof of its key, and a refus
     const res = await refresh(app, pair.refresh_token, headers)
     t.equal(res.statusCode, 401)
     t.equal(res.json().code, 'AUTH_DPOP_INVALID')
-    t.match(res.headers['www-authenticate'], /^DPoP error="invalid_dpop_proof", algs="ES256 RS256 EdDSA"$/)
+    t.equal(res.headers['www-authenticate'], 'DPoP error="invalid_dpop_proof"', 'no algs: replay-guard, which configures them, is not registered')
     t.equal(await generation(), 1, 'not rotated')
   }
   const ok = await refresh(app, pair.refresh_token, { 'x-test-jkt': 'K1' })

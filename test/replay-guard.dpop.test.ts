@@ -279,3 +279,16 @@ t.test('a guarded DPoP request is one Redis call, and spends its two ids all-or-
   t.equal((await call(app, bobs, key, { method: 'POST', url: '/api/transfer', dpop: unspent })).json().code, 'AUTH_TOKEN_REPLAYED')
   t.equal(await redis.exists(app.tokens.keys.once('bob', 'dpop', `${claimsOf(bobs).cnf.jkt}.${claimsOf(unspent).jti}`)), 0, 'the replayed token did not spend the proof')
 })
+
+t.test('a refresh proved with another key is refused with the configured algorithms; the bound key refreshes', async (t) => {
+  const app = await exampleApp(t)
+  const key = await dpopKey()
+  const pair = await dpopLogin(app, key) as { refresh_token?: string }
+  const refreshWith = async (k: DpopKey) => await app.inject({
+    method: 'POST', url: '/auth/refresh', headers: { dpop: await proof(k, { htm: 'POST', htu: '/auth/refresh' }) }, payload: { refresh_token: pair.refresh_token }
+  })
+  isDpopInvalid(t, await refreshWith(await dpopKey()), 'another key')
+  const ok = await refreshWith(key)
+  t.equal(ok.statusCode, 200)
+  t.equal(ok.json().token_type, 'DPoP')
+})

@@ -19,14 +19,14 @@ import { RATE_INCR, ROTATE, RotateStatus, firstRefreshState } from './scripts.js
 import { RefreshTokenCodec } from './token.js'
 
 export const PLUGIN_NAME = 'fastify-jwt-sessions/refresh-rotation'
-const DPOP_ALGS = ['ES256', 'RS256', 'EdDSA']
 
-const REFUSALS: Record<number, () => AuthError> = {
+const REFUSALS: Record<number, (tokens: TokenService) => AuthError> = {
   [RotateStatus.invalid]: () => bearerChallenge(new RefreshInvalidError(), true),
   [RotateStatus.replaced]: () => bearerChallenge(new SessionReplacedError(), true),
   [RotateStatus.expired]: () => bearerChallenge(new SessionExpiredError(), true),
   [RotateStatus.reused]: () => bearerChallenge(new RefreshReusedError(), true),
-  [RotateStatus.dpop]: () => dpopChallenge(new DpopInvalidError(), DPOP_ALGS)
+  // Read when refusing: replay-guard may be registered after this plugin.
+  [RotateStatus.dpop]: (tokens) => dpopChallenge(new DpopInvalidError(), tokens.dpopAlgorithms)
 }
 
 const RefreshBody = Type.Object({ refresh_token: Type.String() })
@@ -150,7 +150,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     )) as number[]
 
     if (status === RotateStatus.reused) await reportReuse(request, userId, sessionId, token.generation)
-    if (status !== RotateStatus.rotated && status !== RotateStatus.grace) throw REFUSALS[status]()
+    if (status !== RotateStatus.rotated && status !== RotateStatus.grace) throw REFUSALS[status](tokens)
 
     // Claims are loaded after the rotation read the claims version: a role
     // change racing this refresh can only make the new token stale, never

@@ -145,7 +145,10 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
   }
 
   tokens.extend({ name: PLUGIN_NAME, onVerify, onIssue })
-  if (dpop) tokens.acceptDpopScheme = true
+  if (dpop) {
+    tokens.acceptDpopScheme = true
+    tokens.dpopAlgorithms = dpop.algorithms
+  }
 
   /**
    * A route with `config.replayGuard` is only guarded when `fastify.authenticate`

@@ -81,7 +81,7 @@ export { authRoutes } from './routes.js'
 export type { AuthRoutesOptions, VerifiedUser } from './routes.js'
 export { LocalCache } from './local-cache.js'
 export type { TokenLifecycleOptions, LocalCacheOptions, JwtOptions, JwtAlgorithm, Duration } from './options.js'
-export { TokenService } from './service.js'
+export { MAX_TOMBSTONES, TokenService } from './service.js'
 export { readAuthorization } from './authenticate.js'
 
 declare module 'fastify' {

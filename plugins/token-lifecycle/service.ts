@@ -70,6 +70,8 @@ export class TokenService {
   policy: SsoPolicy = { mode: 'off' }
   /** Whether `Authorization: DPoP <token>` is read (replay-guard's DPoP mode turns it on). */
   acceptDpopScheme = false
+  /** The algorithms DPoP proofs may use (replay-guard's DPoP mode sets them): the `algs` of every DPoP challenge. */
+  dpopAlgorithms: readonly string[] = []
   readonly extensions: SessionExtension[] = []
   /** The extensions' onVerify steps, kept apart so the hot path loops over just these. */
   readonly verifyExtensions: Array<NonNullable<SessionExtension['onVerify']>> = []
