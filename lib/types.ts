@@ -146,4 +146,10 @@ export interface SessionExtension {
    * calls the store itself; return nothing when there is nothing to wait for.
    */
   onVerify?: (request: FastifyRequest, reply: FastifyReply, payload: AccessTokenPayload, plan: VerifyPlan) => void | Promise<void>
+  /**
+   * Whether this request's access token can be accepted only once (replay-guard's
+   * guarded routes): such tokens skip the JWT verifier's cache, where they
+   * could only ever miss. Runs before the JWT is verified.
+   */
+  oneTime?: (request: FastifyRequest) => boolean
 }

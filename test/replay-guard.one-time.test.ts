@@ -161,3 +161,20 @@ t.test('the plugin needs token-lifecycle registered first', async (t) => {
   app.register(replayGuard)
   await t.rejects(async () => { await app.ready() }, /token-lifecycle/)
 })
+
+t.test('a guarded route verifies its one-time token without the verifier cache; other routes keep it', async (t) => {
+  const seen: object[] = []
+  const { app, issue } = await pluginApp(t, {}, (app) => {
+    const remember = async (request: { auth: { claims: object } | null }) => { seen.push(request.auth!.claims); return { ok: true } }
+    app.get('/seen', { onRequest: app.authenticate }, remember)
+    app.post('/guarded', { onRequest: app.authenticate, config: { replayGuard: true } }, remember)
+  })
+  const token = await issue()
+  const call = (method: 'GET' | 'POST', url: string) => app.inject({ method, url, headers: bearer(token) })
+  t.equal((await call('POST', '/guarded')).statusCode, 200)
+  t.equal((await call('GET', '/seen')).statusCode, 200)
+  t.equal((await call('GET', '/seen')).statusCode, 200)
+  t.not(seen[1], seen[0], 'the guarded route left nothing in the cache')
+  t.equal(seen[2], seen[1], 'an ordinary route is answered from the cache')
+  t.equal((await call('POST', '/guarded')).json().code, 'AUTH_TOKEN_REPLAYED')
+})

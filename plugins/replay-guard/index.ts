@@ -144,7 +144,7 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
     if (ctx.kind === 'login') ctx.fields.k = verified.jkt
   }
 
-  tokens.extend({ name: PLUGIN_NAME, onVerify, onIssue })
+  tokens.extend({ name: PLUGIN_NAME, onVerify, onIssue, oneTime: (request) => guardScope(request) !== null })
   if (dpop) {
     tokens.acceptDpopScheme = true
     tokens.dpopAlgorithms = dpop.algorithms

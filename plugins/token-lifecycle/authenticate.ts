@@ -61,8 +61,8 @@ function deepFreeze (value: object): void {
  * their one-time keys, then ask Redis once whether the session is live and
  * the claims current. Usable as `onRequest` or `preHandler`.
  */
-export function createAuthenticate (service: TokenService, verify: Verifier) {
-  const { keys, options, guard, verifyExtensions, verifyScript } = service
+export function createAuthenticate (service: TokenService, verifyCached: Verifier, verifyUncached: Verifier) {
+  const { keys, options, guard, verifyExtensions, oneTimeChecks, verifyScript } = service
   // Script arguments that never change, stringified once rather than per call.
   const touchMs = String(options.touchMs)
   const idleMs = String(options.idleMs)
@@ -74,6 +74,7 @@ export function createAuthenticate (service: TokenService, verify: Verifier) {
     if (presented === undefined) throw bearerChallenge(new TokenMissingError(), false)
     const token = presented.token
     let payload: Record<string, unknown>
+    const verify = oneTimeChecks.length !== 0 && oneTimeChecks.some((oneTime) => oneTime(request)) ? verifyUncached : verifyCached
     try {
       payload = verify(token) as Record<string, unknown>
     } catch (err) {

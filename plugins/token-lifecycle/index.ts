@@ -51,6 +51,10 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
   // `fastify.jwt[namespace].verify`: @fastify/jwt would merge its options into
   // new objects on every call.
   const verifyToken = createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: VERIFY_CACHE_SIZE })
+  // For tokens a route accepts only once (replay-guard): caching them could
+  // only ever miss, and measured, filling the cache with them cost more than
+  // the verify itself.
+  const verifyOnce = createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: false })
 
   const service = new TokenService({
     options,
@@ -67,7 +71,7 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
   }
 
   fastify.decorate('tokens', service)
-  fastify.decorate('authenticate', createAuthenticate(service, verifyToken))
+  fastify.decorate('authenticate', createAuthenticate(service, verifyToken, verifyOnce))
   fastify.decorateRequest('auth', null)
 }
 

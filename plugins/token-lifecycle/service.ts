@@ -75,6 +75,8 @@ export class TokenService {
   readonly extensions: SessionExtension[] = []
   /** The extensions' onVerify steps, kept apart so the hot path loops over just these. */
   readonly verifyExtensions: Array<NonNullable<SessionExtension['onVerify']>> = []
+  /** The extensions' oneTime checks: such requests skip the JWT verifier's cache. */
+  readonly oneTimeChecks: Array<NonNullable<SessionExtension['oneTime']>> = []
   readonly verifyScript: ScriptCall
   /** The opt-in local cache of session validity (`localCache` option), or null. */
   localCache: LocalCache | null = null
@@ -114,6 +116,7 @@ export class TokenService {
   extend (extension: SessionExtension): void {
     this.extensions.push(extension)
     if (extension.onVerify) this.verifyExtensions.push(extension.onVerify)
+    if (extension.oneTime) this.oneTimeChecks.push(extension.oneTime)
   }
 
   /**
