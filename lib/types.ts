@@ -30,6 +30,12 @@ export interface AuthContext {
   claims: AccessTokenPayload & Partial<SessionClaims>
   /** When the access token expires (ms since epoch). */
   expiresAt: number
+  /**
+   * Up to when the session is known live, as of this request (ms since epoch):
+   * its absolute deadline, or its idle deadline when that comes first. Using
+   * the session slides the idle deadline; nothing moves the absolute one.
+   */
+  sessionLiveUntil: number
   /** The raw access token, for plugins that bind proofs to it (DPoP's `ath`); never log it. */
   token: string
 }

@@ -49,3 +49,18 @@ t.test('a token with plenty of time left is not renewed; the header name is an o
   const r2 = await soon.inject({ method: 'GET', url: '/api/me', headers: { authorization: `Bearer ${p2.access_token}` } })
   t.type(r2.headers['x-fresh-token'], 'string')
 })
+
+t.test('a renewed token never outlives its session: its exp stops at the absolute deadline', async (t) => {
+  const clock = { now: Date.now() }
+  const { app } = await customApp(t, {
+    lifecycle: { accessTokenTtl: 60, maxSessionAge: 100, clock: () => clock.now },
+    refresh: { renewal: { threshold: 90 } }
+  })
+  const pair = await loginBob(app)
+  const deadline = clock.now + 100_000
+  clock.now += 70_000
+  const renewed = await app.inject({ method: 'GET', url: '/api/me', headers: { authorization: `Bearer ${pair.access_token}` } })
+  t.equal(renewed.statusCode, 200)
+  t.equal(claimsOf(renewed.headers['x-access-token'] as string).exp, Math.floor(deadline / 1000), 'cut at the deadline, not 60 s on')
+  t.equal(renewed.headers['x-access-token-expires-in'], String(Math.floor(deadline / 1000) - Math.floor(clock.now / 1000)))
+})

@@ -1,6 +1,7 @@
 import { createSigner } from 'fast-jwt'
 import t from 'tap'
-import { TEST_SECRET, bearer, exampleApp, login, me } from './helpers/app.js'
+import { Redis } from 'ioredis'
+import { REDIS_URL, TEST_SECRET, bearer, exampleApp, login, me, storedSession } from './helpers/app.js'
 
 const SECRET = TEST_SECRET
 
@@ -103,12 +104,16 @@ t.test('request.auth carries the caller', async (t) => {
   const pair = await login(app, 'bob')
   const claims = payloadOf(pair.access_token)
   const res = await app.inject({ method: 'GET', url: '/whoami', headers: bearer(pair.access_token) })
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  const { deadline, lastSeen } = (await storedSession(redis, app, 'bob', pair.session_id))!
   t.same(res.json(), {
     userId: 'bob',
     sessionId: pair.session_id,
     jti: claims.jti,
     claims,
     expiresAt: (claims.exp as number) * 1000,
+    sessionLiveUntil: Math.min(deadline, lastSeen + app.tokens.options.idleMs),
     tokenLength: pair.access_token.length
   })
 })

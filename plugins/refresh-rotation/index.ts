@@ -200,14 +200,14 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
   const renewal = options.renewal
   if (renewal) {
     // No store call: the request's one verify call just found the session live
-    // and its claims current, so the fresh token carries the same claims.
-    // The session's absolute deadline is not known here; the verify script
-    // refuses any token past it, whatever its exp.
+    // and its claims current, so the fresh token carries the same claims. Its
+    // exp stops where the session is known to end (absolute deadline, or the
+    // idle deadline if sooner), as every token of the session does.
     fastify.addHook('onSend', async (request, reply, payload) => {
       const auth = request.auth
       if (auth && auth.expiresAt - core.clock() < renewal.thresholdMs) {
         const { sub, sid, jti, iat, exp, nbf, cv, iss, aud, ...extraClaims } = auth.claims
-        const access = tokens.signAccessToken({ userId: sub, sessionId: sid, claimsVersion: cv, extraClaims, absoluteDeadline: Infinity })
+        const access = tokens.signAccessToken({ userId: sub, sessionId: sid, claimsVersion: cv, extraClaims, absoluteDeadline: auth.sessionLiveUntil })
         reply.header(renewal.header, access.token)
         reply.header(`${renewal.header}-expires-in`, String(access.expiresIn))
         reply.header('cache-control', 'no-store')

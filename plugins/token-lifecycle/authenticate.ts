@@ -103,8 +103,9 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
     const cached = cache !== null && once === undefined
     let epoch = 0
     if (cached) {
-      if (cache.hit(tag, payload.sid, payload.cv, now)) {
-        request.auth = authContext(payload, token)
+      const liveUntil = cache.hit(tag, payload.sid, payload.cv, now)
+      if (liveUntil !== 0) {
+        request.auth = authContext(payload, token, liveUntil)
         return
       }
       epoch = cache.epoch
@@ -124,18 +125,20 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
       throw err.headers ? err : bearerChallenge(err, true)
     }
     // VERIFY answers minus the time up to which the session is known live.
-    if (cached) cache.remember(tag, payload.sid, payload.cv, Math.min(now + options.touchMs, -status), epoch)
-    request.auth = authContext(payload, token)
+    const liveUntil = -status
+    if (cached) cache.remember(tag, payload.sid, payload.cv, Math.min(now + options.touchMs, liveUntil), liveUntil, epoch)
+    request.auth = authContext(payload, token, liveUntil)
   }
 }
 
-function authContext (payload: AccessTokenPayload, token: string): AuthContext {
+function authContext (payload: AccessTokenPayload, token: string, sessionLiveUntil: number): AuthContext {
   return {
     userId: payload.sub,
     sessionId: payload.sid,
     jti: payload.jti,
     claims: payload,
     expiresAt: payload.exp * 1000,
+    sessionLiveUntil,
     token
   }
 }

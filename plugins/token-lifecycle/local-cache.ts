@@ -6,6 +6,8 @@ interface Entry {
   cv: number
   /** Clock ms (the plugin's `clock`) up to which the answer may be reused. */
   until: number
+  /** What VERIFY answered: the session is known live up to here (its absolute or idle deadline). */
+  liveUntil: number
 }
 
 const noop = (): void => {}
@@ -87,27 +89,31 @@ export class LocalCache {
     return this.count
   }
 
-  /** Whether VERIFY accepted this session at this claims version recently enough. */
-  hit (tag: string, sessionId: string, cv: number, now: number): boolean {
-    if (!this.usable()) return false
+  /**
+   * When VERIFY accepted this session at this claims version recently enough:
+   * the time up to which it answered the session is live; else 0.
+   */
+  hit (tag: string, sessionId: string, cv: number, now: number): number {
+    if (!this.usable()) return 0
     const sessions = this.users.get(tag)
     const entry = sessions?.get(sessionId)
-    if (entry === undefined) return false
-    if (entry.cv === cv && now < entry.until) return true
+    if (entry === undefined) return 0
+    if (entry.cv === cv && now < entry.until) return entry.liveUntil
     if (now >= entry.until) {
       sessions!.delete(sessionId)
       this.count--
     }
-    return false
+    return 0
   }
 
   /** Remembers an accepted answer, unless an invalidation arrived since `epoch` was read. */
-  remember (tag: string, sessionId: string, cv: number, until: number, epoch: number): void {
+  remember (tag: string, sessionId: string, cv: number, until: number, liveUntil: number, epoch: number): void {
     if (epoch !== this.epoch || !this.usable()) return
     const entry = this.users.get(tag)?.get(sessionId)
     if (entry !== undefined) {
       entry.cv = cv
       entry.until = until
+      entry.liveUntil = liveUntil
       return
     }
     while (this.count >= this.maxEntries) this.evictOldestUser()
@@ -116,7 +122,7 @@ export class LocalCache {
       sessions = new Map()
       this.users.set(tag, sessions)
     }
-    sessions.set(sessionId, { cv, until })
+    sessions.set(sessionId, { cv, until, liveUntil })
     this.count++
   }
 
