@@ -13,6 +13,9 @@ import { percentEscape } from './keys.js'
  *                  escape '|' and '%'; the name comes last and needs no escaping)
  *   <sid>:<name>   fields other plugins add at login (refresh-rotation's 'r',
  *                  replay-guard's 'k'); they go with the session
+ *   !c             not a session: when the user's claims last changed (ms), so
+ *                  that a login that read the claims before a role change
+ *                  issues a stale first token (see OPEN and BUMP_CLAIMS)
  *
  * A record is dead once now >= min(last seen + idle timeout, absolute deadline
  * + retention): the scripts check it, since one key holds sessions that expire
@@ -102,15 +105,18 @@ local function walk (key, now, idle, retention)
   local by, list = {}, {}
   for i = 1, #all, 2 do
     local name = all[i]
-    local sid, sub = string.match(name, '^([^:]*):?(.*)$')
-    local s = by[sid]
-    if not s then
-      s = { sid = sid, names = {}, created = 0 }
-      by[sid] = s
-      list[#list + 1] = s
+    -- Fields named '!...' belong to the user, not to a session.
+    if string.sub(name, 1, 1) ~= '!' then
+      local sid, sub = string.match(name, '^([^:]*):?(.*)$')
+      local s = by[sid]
+      if not s then
+        s = { sid = sid, names = {}, created = 0 }
+        by[sid] = s
+        list[#list + 1] = s
+      end
+      s.names[#s.names + 1] = name
+      if sub == '' then s.rec = all[i + 1] elseif sub == 'd' then s.dev = all[i + 1] end
     end
-    s.names[#s.names + 1] = name
-    if sub == '' then s.rec = all[i + 1] elseif sub == 'd' then s.dev = all[i + 1] end
   end
   for _, s in ipairs(list) do
     local st, a, l, v = parse(s.rec)

@@ -77,6 +77,12 @@ export interface OpenSessionInput {
   request?: FastifyRequest
   /** Overrides the SSO policy for this login only. */
   policy?: SsoPolicy
+  /**
+   * When `claims` were read (ms, the plugin's clock); default: now. A role
+   * change (`invalidateClaims`) after it makes the first access token stale,
+   * so a login racing a role change never hands out the old claims as current.
+   */
+  claimsLoadedAt?: number
 }
 
 /** What a login answers (the contract's token pair, plus what extensions add). */

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { bearer, exampleApp, login, me } from './helpers/app.js'
+import { Redis } from 'ioredis'
+import { REDIS_URL, bearer, exampleApp, login, me, pluginApp } from './helpers/app.js'
 
 t.test('logout ends the current session only', async (t) => {
   const app = await exampleApp(t, { sso: 'off' })
@@ -178,4 +179,42 @@ t.test('device ids, types and names are stored as given, separators and escapes 
   t.equal(await app.tokens.endDeviceSessions('alice', 'id'), 1, 'a device id that is only a prefix ends only its own')
   t.equal(await app.tokens.endDeviceSessions('alice', odd.device_id), 1)
   t.equal((await me(app, second.access_token)).json().code, 'AUTH_SESSION_REVOKED')
+})
+
+t.test('a login that read the claims before a role change issues a stale first token; one that read them after does not', async (t) => {
+  const clock = { now: Date.now() }
+  const app = await pluginApp(t, { clock: () => clock.now }, (app) => {
+    app.get('/p', { onRequest: app.authenticate }, async (request) => request.auth!.claims)
+  })
+  const p = (token: string) => app.inject({ url: '/p', headers: bearer(token) })
+  const readBefore = clock.now
+  clock.now += 5
+  t.equal(await app.tokens.invalidateClaims('u'), 0, 'no session yet: the change is still kept')
+  const raced = await app.tokens.openSession({ userId: 'u', claims: { roles: ['admin'] }, claimsLoadedAt: readBefore })
+  t.equal((await p(raced.tokens.access_token)).json().code, 'AUTH_TOKEN_STALE', 'the old claims are not handed out as current')
+  const sameMs = await app.tokens.openSession({ userId: 'u', claims: { roles: ['user'] }, claimsLoadedAt: clock.now })
+  t.equal((await p(sameMs.tokens.access_token)).statusCode, 200, 'read at the very time of the change: after it')
+  clock.now += 5
+  const after = await app.tokens.openSession({ userId: 'u', claims: { roles: ['user'] } })
+  t.same((await p(after.tokens.access_token)).json().roles, ['user'])
+  t.same((await app.tokens.listSessions('u')).map((s) => s.sessionId).sort(), [raced.sessionId, sameMs.sessionId, after.sessionId].sort(), 'the marker is no session')
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  t.ok(await redis.pttl(app.tokens.keys.sessions('u')) > 0, 'and the hash keeps a TTL')
+})
+
+t.test('the login route reads the time before it checks the credentials', async (t) => {
+  const app = await exampleApp(t, { sso: 'off' })
+  const root = await login(app, 'root')
+  // A role change lands while alice's password is being checked: her first token is stale.
+  const original = app.tokens.openSession.bind(app.tokens)
+  app.tokens.openSession = async (input) => {
+    await app.inject({ method: 'PUT', url: '/admin/users/alice/roles', headers: bearer(root.access_token), payload: { roles: ['user'] } })
+    return await original(input)
+  }
+  const raced = await login(app, 'alice')
+  app.tokens.openSession = original
+  t.equal((await me(app, raced.access_token)).json().code, 'AUTH_TOKEN_STALE')
+  const renewed = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: raced.refresh_token } })
+  t.equal((await me(app, renewed.json().access_token)).statusCode, 200, 'a refresh reads the claims afresh')
 })

@@ -55,9 +55,10 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
 
   fastify.post('/login', { schema: { body: LoginBody }, config: opts.loginConfig ?? {} }, async (request, reply) => {
     const { username, password, device_id: id, device_type: type, device_name: name } = request.body
+    const claimsLoadedAt = tokens.options.clock()
     const user = await opts.verifyCredentials(username, password, request)
     if (!user) throw bearerChallenge(new InvalidCredentialsError(), false)
-    const { tokens: pair } = await tokens.openSession({ userId: user.userId, claims: user.claims, device: { id, type, name }, request })
+    const { tokens: pair } = await tokens.openSession({ userId: user.userId, claims: user.claims, device: { id, type, name }, request, claimsLoadedAt })
     // RFC 6749 section 5.1: token responses are never cached.
     reply.header('cache-control', 'no-store')
     return pair

@@ -102,8 +102,12 @@ return -math.min(a, l + idle)
  * ARGV[9]      the new session's core record
  * ARGV[10]     the new session's device record
  * ARGV[11]     how many tombstones the user keeps at most (the least recently used go first)
- * ARGV[12..]   name, value pairs of the fields other plugins add (stored as <sid>:<name>)
- * Returns a flat list of the replaced sessions: sid, device id, device type, device name, ...
+ * ARGV[12]     when (ms) the login read the claims: a change of the user's
+ *              claims after it makes them suspect
+ * ARGV[13..]   name, value pairs of the fields other plugins add (stored as <sid>:<name>)
+ * Returns a flat list: 1 when the user's claims changed after ARGV[12] (the
+ * first access token must be stale), else 0; then the replaced sessions: sid,
+ * device id, device type, device name, ...
  */
 export const OPEN: ScriptDefinition = {
   name: 'open',
@@ -153,13 +157,15 @@ if excess > 0 then
 end
 local sid = ARGV[2]
 local fields = { sid, ARGV[9], sid .. ':d', ARGV[10] }
-for i = 12, #ARGV, 2 do
+for i = 13, #ARGV, 2 do
   fields[#fields + 1] = sid .. ':' .. ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 keep(KEYS[1], math.min(idle, tonumber(ARGV[4]) + tonumber(ARGV[5]) - now))
 if #replaced > 0 then invalidate(KEYS[1]) end
+local changed = tonumber(redis.call('HGET', KEYS[1], '!c') or '-1')
+table.insert(replaced, 1, changed > tonumber(ARGV[12]) and 1 or 0)
 return replaced
 `
 }
@@ -211,8 +217,11 @@ return ended
 
 /**
  * Makes every live access token of the user stale (a role change): each live
- * session's claims version goes up by one. No session ends.
- * KEYS[1] sessions hash; ARGV[1] now, ARGV[2] idle timeout, ARGV[3] retention.
+ * session's claims version goes up by one. No session ends. The time of the
+ * change is kept in the user's '!c' field, so that a login that read the
+ * claims before it, and opens its session after it, issues a stale token.
+ * KEYS[1] sessions hash; ARGV[1] now, ARGV[2] idle timeout, ARGV[3] retention,
+ * ARGV[4] how long (ms) at least the '!c' field is kept.
  * Returns the number of sessions touched.
  */
 export const BUMP_CLAIMS: ScriptDefinition = {
@@ -225,6 +234,8 @@ for _, s in ipairs(walk(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(
     touched = touched + 1
   end
 end
+redis.call('HSET', KEYS[1], '!c', ARGV[1])
+keep(KEYS[1], tonumber(ARGV[4]))
 if touched > 0 then invalidate(KEYS[1]) end
 return touched
 `

@@ -21,6 +21,16 @@ const MAX_DEVICE_FIELD = 200
  * user who logs in again and again keeps a small hash.
  */
 export const MAX_TOMBSTONES = 16
+/**
+ * A login whose claims were read before a role change, and whose session
+ * opens after it, must not issue the old claims as current. The change's time
+ * is kept at least this long: a login slower than that between reading the
+ * claims and opening the session is not expected. Times from different app
+ * instances are compared, so their clocks must agree (as JWT exp and iat
+ * already need); a login that starts after a role change answered is never
+ * affected.
+ */
+const CLAIMS_CHANGE_KEPT_MS = 60_000
 
 export type Signer = (payload: Record<string, unknown>) => string
 
@@ -171,13 +181,14 @@ export class TokenService {
     const fields: Array<string | number | Buffer> = []
     for (const [name, value] of Object.entries(ctx.fields)) fields.push(name, value)
     const policy = ctx.policy
-    const reply = await this.guard(() => this.openScript(
+    const claimsLoadedAt = input.claimsLoadedAt ?? now
+    const [stale, ...reply] = await this.guard(() => this.openScript(
       1, this.keys.sessions(userId),
       now, sessionId, this.options.idleMs, ctx.absoluteDeadline, this.options.retentionMs,
       policy.mode, policy.mode === 'max' ? policy.max : 0, escapeRecordPart(deviceType),
-      coreRecord(ctx.absoluteDeadline, now, 1), deviceRecord(now, deviceType, deviceId, deviceName), MAX_TOMBSTONES,
+      coreRecord(ctx.absoluteDeadline, now, 1), deviceRecord(now, deviceType, deviceId, deviceName), MAX_TOMBSTONES, claimsLoadedAt,
       ...fields
-    )) as string[]
+    )) as [number, ...string[]]
     const replaced: ReplacedSession[] = []
     for (let i = 0; i < reply.length; i += 4) {
       replaced.push({
@@ -187,8 +198,10 @@ export class TokenService {
         deviceName: reply[i + 3] || null
       })
     }
+    // Claims that may predate a role change: version 0, which the session
+    // (at 1) answers AUTH_TOKEN_STALE to; a refresh then reads them afresh.
     const access = this.signAccessToken({
-      userId, sessionId, claimsVersion: 1, claims, extraClaims: ctx.tokenClaims, absoluteDeadline: ctx.absoluteDeadline
+      userId, sessionId, claimsVersion: stale === 1 ? 0 : 1, claims, extraClaims: ctx.tokenClaims, absoluteDeadline: ctx.absoluteDeadline
     })
     const tokens: TokenPair = {
       access_token: access.token,
@@ -223,7 +236,7 @@ export class TokenService {
 
   /** A role change: the user's live access tokens answer AUTH_TOKEN_STALE until refreshed. */
   async invalidateClaims (userId: string): Promise<number> {
-    return await this.guard(() => this.bumpClaimsScript(1, this.keys.sessions(userId), ...this.lifetimeArgs())) as number
+    return await this.guard(() => this.bumpClaimsScript(1, this.keys.sessions(userId), ...this.lifetimeArgs(), CLAIMS_CHANGE_KEPT_MS)) as number
   }
 
   /** What the walking scripts need to tell live records from dead ones: now, idle timeout, retention. */
