@@ -104,7 +104,7 @@ export interface OpenSessionResult {
  * before the session is written) and at refresh (`kind: 'refresh'`, before the
  * rotation script runs). Extensions add to it; the issuer reads it back.
  */
-export interface IssueContext {
+export interface IssueContext extends OnceKeys {
   readonly kind: 'login' | 'refresh'
   /** The HTTP request that asked for tokens, when there is one. */
   readonly request: FastifyRequest | undefined
@@ -131,18 +131,26 @@ export interface IssueContext {
   readonly response: Record<string, unknown>
   /** Set by the DPoP extension when the request carried a valid proof: its key's thumbprint. */
   proofJkt?: string
+  // OnceKeys: spent first by the issuing script (login's OPEN, refresh's ROTATE), whatever it answers.
+}
+
+/**
+ * One-time keys a script spends along with its own work (SET NX semantics, all
+ * or none), each with its TTL (ms) and the error to answer when it was already
+ * spent. Keys of the request's user only (`keys.once(userId, ...)`): one slot.
+ */
+export interface OnceKeys {
+  readonly onceKeys: string[]
+  readonly onceTtls: number[]
+  readonly onceErrors: Array<() => Error>
 }
 
 /** Collected by the authenticate hook; turned into one script call. */
-export interface VerifyPlan {
+export interface VerifyPlan extends OnceKeys {
   /** The Authorization scheme the token came with ('bearer', or 'dpop' when an extension accepts it). */
   readonly scheme: 'bearer' | 'dpop'
   /** The raw access token (DPoP's `ath` is its hash). Never log it. */
   readonly token: string
-  /** One-time keys to spend in the same call, with their TTL (ms) and the error when already spent. */
-  readonly onceKeys: string[]
-  readonly onceTtls: number[]
-  readonly onceErrors: Array<() => Error>
 }
 
 export interface SessionExtension {

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { IssueContext } from '../lib/types.js'
-import { REDIS_URL, exampleApp, storedSession } from './helpers/app.js'
+import { REDIS_URL, exampleApp, recordCommands, storedSession } from './helpers/app.js'
 import type { DpopKey } from './helpers/dpop.js'
 import { ath, dpopKey, proof } from './helpers/dpop.js'
 import { pluginApp } from './helpers/replay.js'
@@ -178,7 +178,7 @@ t.test('refresh binds the new tokens (cnf, proofJkt) but writes no session field
     app.post('/refresh-like', async (request) => {
       const ctx: IssueContext = {
         kind: 'refresh', request, userId: 'u1', sessionId: 's1', now: Date.now(), absoluteDeadline: Date.now() + 60_000,
-        device: {}, claims: {}, policy: { mode: 'off' }, fields: {}, tokenClaims: {}, response: {}
+        device: {}, claims: {}, policy: { mode: 'off' }, fields: {}, tokenClaims: {}, response: {}, onceKeys: [], onceTtls: [], onceErrors: []
       }
       await app.tokens.runIssueExtensions(ctx)
       return { fields: ctx.fields, tokenClaims: ctx.tokenClaims, proofJkt: ctx.proofJkt ?? null }
@@ -280,15 +280,24 @@ t.test('a guarded DPoP request is one Redis call, and spends its two ids all-or-
   t.equal(await redis.exists(app.tokens.keys.once('bob', 'dpop', `${claimsOf(bobs).cnf.jkt}.${claimsOf(unspent).jti}`)), 0, 'the replayed token did not spend the proof')
 })
 
-t.test('a refresh proved with another key is refused with the configured algorithms; the bound key refreshes', async (t) => {
+t.test('a refresh proved with another key is refused with the configured algorithms; the bound key refreshes, once per proof', async (t) => {
   const app = await exampleApp(t)
   const key = await dpopKey()
+  const sent = recordCommands(t, app.redis)
   const pair = await dpopLogin(app, key) as { refresh_token?: string }
-  const refreshWith = async (k: DpopKey) => await app.inject({
-    method: 'POST', url: '/auth/refresh', headers: { dpop: await proof(k, { htm: 'POST', htu: '/auth/refresh' }) }, payload: { refresh_token: pair.refresh_token }
+  t.same(sent, ['evalsha', 'evalsha'], 'login: the rate-limit counter, then one script that also spends the proof')
+  const refreshWith = async (refreshToken: unknown, dpop: string) => await app.inject({
+    method: 'POST', url: '/auth/refresh', headers: { dpop }, payload: { refresh_token: refreshToken }
   })
-  isDpopInvalid(t, await refreshWith(await dpopKey()), 'another key')
-  const ok = await refreshWith(key)
+  const proofFor = async (k: DpopKey) => await proof(k, { htm: 'POST', htu: '/auth/refresh' })
+  isDpopInvalid(t, await refreshWith(pair.refresh_token, await proofFor(await dpopKey())), 'another key')
+  const dpop = await proofFor(key)
+  sent.length = 0
+  const ok = await refreshWith(pair.refresh_token, dpop)
   t.equal(ok.statusCode, 200)
   t.equal(ok.json().token_type, 'DPoP')
+  t.equal(sent.filter((c) => c === 'evalsha').length, 3, 'refresh: two rate-limit counters and one script that also spends the proof')
+  t.equal(sent.length, 3)
+  isDpopInvalid(t, await refreshWith(ok.json().refresh_token, dpop), 'the same proof again, even with the new refresh token')
+  t.equal((await refreshWith(ok.json().refresh_token, await proofFor(key))).statusCode, 200, 'which the refused call left current')
 })

@@ -1,13 +1,13 @@
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
-import type { Command } from 'ioredis'
 import { Redis } from 'ioredis'
 import { once } from 'node:events'
 import t from 'tap'
+import type { Test } from 'tap'
 import tokenLifecycle from '../plugins/token-lifecycle/index.js'
 import type { LocalCache } from '../plugins/token-lifecycle/local-cache.js'
 import { checkOptions } from '../plugins/token-lifecycle/options.js'
-import { REDIS_URL, TEST_SECRET, bearer, exampleApp, login, me, pluginApp, storedSession, uniquePrefix } from './helpers/app.js'
+import { REDIS_URL, TEST_SECRET, bearer, exampleApp, login, me, pluginApp, recordCommands as recordAll, storedSession, uniquePrefix } from './helpers/app.js'
 import { startRedisServer } from './helpers/redis-server.js'
 
 const redis = new Redis(REDIS_URL)
@@ -16,16 +16,7 @@ t.teardown(() => redis.quit())
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** Commands the app's client sends, heartbeats (PUBLISH) left out. */
-function recordCommands (t: { teardown: (fn: () => void) => void }, client: { sendCommand: (command: Command) => unknown }) {
-  const sent: string[] = []
-  const original = client.sendCommand
-  client.sendCommand = function (this: unknown, command: Command) {
-    if (command.name !== 'publish') sent.push(command.name)
-    return original.call(this, command)
-  }
-  t.teardown(() => { client.sendCommand = original })
-  return sent
-}
+const recordCommands = (t: Test, client: unknown) => recordAll(t, client, ['publish'])
 
 async function untilUsable (cache: LocalCache): Promise<void> {
   const deadline = Date.now() + 5000

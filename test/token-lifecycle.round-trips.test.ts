@@ -1,18 +1,5 @@
-import type { Command } from 'ioredis'
 import t from 'tap'
-import { bearer, exampleApp, login, me } from './helpers/app.js'
-
-/** Records every command the app's Redis client sends (the client is what pays round trips). */
-function recordCommands (t: { teardown: (fn: () => void) => void }, client: { sendCommand: (command: Command) => unknown }) {
-  const sent: string[] = []
-  const original = client.sendCommand
-  client.sendCommand = function (this: unknown, command: Command) {
-    sent.push(command.name)
-    return original.call(this, command)
-  }
-  t.teardown(() => { client.sendCommand = original })
-  return sent
-}
+import { bearer, exampleApp, login, me, recordCommands } from './helpers/app.js'
 
 t.test('an authenticated request costs exactly one Redis command: the verify script', async (t) => {
   const app = await exampleApp(t) // token-lifecycle + sso-session + replay-guard registered

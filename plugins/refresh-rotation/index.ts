@@ -11,6 +11,7 @@ import {
 } from '../../lib/errors.js'
 import { defineScript } from '../../lib/redis.js'
 import type { IssueContext, TokenPair } from '../../lib/types.js'
+import { VerifyStatus } from '../token-lifecycle/scripts.js'
 import { TokenService, checkAppClaims } from '../token-lifecycle/service.js'
 import type { RefreshRotationOptions } from './options.js'
 import { checkOptions } from './options.js'
@@ -136,7 +137,10 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
       policy: tokens.policy,
       fields: {},
       tokenClaims: {},
-      response: {}
+      response: {},
+      onceKeys: [],
+      onceTtls: [],
+      onceErrors: []
     }
     await tokens.runIssueExtensions(ctx)
 
@@ -144,10 +148,11 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     // window computes the same one; Redis learns only its digest.
     const next = codec.successor(token)
     const [status, claimsVersion, absoluteDeadline] = await guard(() => rotate(
-      1, keys.sessions(userId), sessionId,
+      1 + ctx.onceKeys.length, keys.sessions(userId), ...ctx.onceKeys, sessionId,
       now, token.generation, token.digest, next.digest, options.graceMs,
-      core.idleMs, core.retentionMs, ctx.proofJkt ?? ''
+      core.idleMs, core.retentionMs, ctx.proofJkt ?? '', ...ctx.onceTtls
     )) as number[]
+    if (status >= VerifyStatus.onceSpentBase) throw ctx.onceErrors[status - VerifyStatus.onceSpentBase]()
 
     if (status === RotateStatus.reused) await reportReuse(request, userId, sessionId, token.generation)
     if (status !== RotateStatus.rotated && status !== RotateStatus.grace) throw REFUSALS[status](tokens)

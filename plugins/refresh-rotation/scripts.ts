@@ -1,6 +1,6 @@
 import type { ScriptDefinition } from '../../lib/redis.js'
 import { WALK_LUA } from '../../lib/session-record.js'
-import { INVALIDATE_LUA } from '../token-lifecycle/scripts.js'
+import { INVALIDATE_LUA, SPEND_LUA } from '../token-lifecycle/scripts.js'
 
 /*
  * Refresh state is one field of the session in the user's sessions hash (see
@@ -48,6 +48,7 @@ export const RotateStatus = {
  * derivation from one random nonce), so the MAC already identifies it.
  *
  * KEYS[1]  the user's sessions hash
+ * KEYS[2..n] one-time keys to spend first (DPoP proof ids), whatever the answer
  * ARGV[1]  session id
  * ARGV[2]  now (ms)
  * ARGV[3]  generation of the presented token
@@ -57,12 +58,16 @@ export const RotateStatus = {
  * ARGV[7]  idle timeout (ms)
  * ARGV[8]  retention after the absolute deadline (ms)
  * ARGV[9]  thumbprint of the DPoP key the request proved, or ''
- * Returns { RotateStatus, claims version, absolute deadline } (the last two when 0 or 1).
+ * ARGV[10..] the one-time keys' TTLs (ms), in KEYS order
+ * Returns { RotateStatus, claims version, absolute deadline } (the last two when 0 or 1),
+ * or { VerifyStatus.onceSpentBase + i } when the i-th one-time key was already spent.
  * On reuse, PUBLISHes the invalidation of the user's cached sessions (INVALIDATE_LUA).
  */
 export const ROTATE: ScriptDefinition = {
   name: 'refresh_rotate',
-  lua: WALK_LUA + INVALIDATE_LUA + `
+  lua: WALK_LUA + INVALIDATE_LUA + SPEND_LUA + `
+local spent = spend(8)
+if spent then return { spent } end
 local sid = ARGV[1]
 local f = redis.call('HMGET', KEYS[1], sid, sid .. ':r', sid .. ':k')
 local s, a, l, v = parse(f[1])

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestAsyncHo
 import fp from 'fastify-plugin'
 import { DpopInvalidError, TokenReplayedError, bearerChallenge, dpopChallenge } from '../../lib/errors.js'
 import type { AuthError } from '../../lib/errors.js'
-import type { AccessTokenPayload, IssueContext, VerifyPlan } from '../../lib/types.js'
+import type { AccessTokenPayload, IssueContext, OnceKeys, VerifyPlan } from '../../lib/types.js'
 import type { VerifiedProof } from './dpop.js'
 import { ProofError, requestHtu, verifyProof } from './dpop.js'
 import type { ReplayGuardOptions, ReplayGuardRouteConfig, ResolvedDpopOptions } from './options.js'
@@ -35,7 +35,7 @@ function boundJkt (payload: AccessTokenPayload): string | undefined {
 const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts) => {
   const options = checkOptions(opts)
   const tokens = fastify.tokens
-  const { keys, guard } = tokens
+  const { keys } = tokens
   const clock = tokens.options.clock
   const toleranceMs = tokens.options.jwt.clockToleranceMs
   const dpop = options.dpop
@@ -47,9 +47,12 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
    * Any failure to verify a proof is an invalid proof (fail closed). The reason
    * goes to the log, never the proof itself; the client gets the generic error.
    */
+  const proofRefused = (request: FastifyRequest, reason: string): AuthError => {
+    request.log.info({ reason }, 'replay-guard: DPoP proof refused')
+    return dpopInvalid()
+  }
   const refuseProof = (request: FastifyRequest, err: unknown): never => {
-    request.log.info({ reason: (err as Error).message }, 'replay-guard: DPoP proof refused')
-    throw dpopInvalid()
+    throw proofRefused(request, (err as Error).message)
   }
 
   fastify.decorateRequest(kScope, null)
@@ -65,7 +68,7 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
       : config.scope
   }
 
-  function spend (plan: VerifyPlan, key: string, ttl: number, error: () => Error): void {
+  function spend (plan: OnceKeys, key: string, ttl: number, error: () => Error): void {
     plan.onceKeys.push(key)
     plan.onceTtls.push(Math.max(1, ttl))
     plan.onceErrors.push(error)
@@ -116,8 +119,8 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
 
   /**
    * Login and refresh: a valid proof binds the tokens about to be issued to
-   * its key. Not the per-request hot path, so the proof's jti is spent with a
-   * call of its own (SET NX) rather than through the verify script.
+   * its key. The proof's jti is spent by the issuing script itself (login's
+   * OPEN, refresh's ROTATE), first thing, whatever it then answers.
    */
   async function onIssue (ctx: IssueContext): Promise<void> {
     if (dpop === null) return
@@ -134,10 +137,8 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
     } catch (err) {
       return refuseProof(request, err)
     }
-    const key = keys.once(ctx.userId, PROOF_SCOPE, `${verified.jkt}.${verified.jti}`)
-    const ttl = Math.max(1, verified.iat * 1000 + dpop.iatWindowMs - now + 1)
-    const fresh = await guard(() => tokens.redis.set(key, '1', 'PX', ttl, 'NX'))
-    if (fresh !== 'OK') return refuseProof(request, new ProofError('proof jti replayed'))
+    spend(ctx, keys.once(ctx.userId, PROOF_SCOPE, `${verified.jkt}.${verified.jti}`), verified.iat * 1000 + dpop.iatWindowMs - now + 1,
+      () => proofRefused(request, 'proof jti replayed'))
     ctx.tokenClaims.cnf = { jkt: verified.jkt }
     ctx.proofJkt = verified.jkt
     // The session remembers its key: refresh refuses a proof made with another one.

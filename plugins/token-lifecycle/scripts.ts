@@ -25,6 +25,23 @@ local function invalidate (userKey)
 end
 `
 
+/**
+ * Lua prelude of the scripts that spend one-time keys (KEYS[2..]), whose TTLs
+ * are at ARGV[ttlBase + i] for KEYS[i]: all or none. Returns nothing when
+ * spent, else VerifyStatus.onceSpentBase + the index (0-based) of the first
+ * key already spent.
+ */
+export const SPEND_LUA = `
+local function spend (ttlBase)
+  for i = 2, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 1 then return 8 + i end
+  end
+  for i = 2, #KEYS do
+    redis.call('SET', KEYS[i], '1', 'PX', ARGV[ttlBase + i])
+  end
+end
+`
+
 /** Status codes shared by the scripts and the code that reads their answers. */
 export const VerifyStatus = {
   /** Success is any answer <= 0 (see VERIFY). */
@@ -57,7 +74,7 @@ export const VerifyStatus = {
  */
 export const VERIFY: ScriptDefinition = {
   name: 'verify',
-  lua: RECORD_LUA + `
+  lua: RECORD_LUA + SPEND_LUA + `
 local s, a, l, v = parse(redis.call('HGET', KEYS[1], ARGV[1]))
 if not s then return 1 end
 local now = tonumber(ARGV[2])
@@ -67,12 +84,8 @@ if now >= math.min(l + idle, ends) then return 1 end
 if s == 'r' then return 2 end
 if now >= a then return 3 end
 if v ~= ARGV[3] then return 4 end
-for i = 2, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then return 8 + i end
-end
-for i = 2, #KEYS do
-  redis.call('SET', KEYS[i], '1', 'PX', ARGV[5 + i])
-end
+local spent = spend(5)
+if spent then return spent end
 if now - l >= tonumber(ARGV[4]) then
   redis.call('HSET', KEYS[1], ARGV[1], record(s, a, now, v))
   keep(KEYS[1], math.min(now + idle, ends) - now)
@@ -91,6 +104,7 @@ return -math.min(a, l + idle)
  * records are pruned on the way.
  *
  * KEYS[1]      the user's sessions hash
+ * KEYS[2..n]   one-time keys to spend first (DPoP proof ids), whatever the answer
  * ARGV[1]      now (ms)
  * ARGV[2]      new session id
  * ARGV[3]      idle timeout (ms)
@@ -104,14 +118,18 @@ return -math.min(a, l + idle)
  * ARGV[11]     how many tombstones the user keeps at most (the least recently used go first)
  * ARGV[12]     when (ms) the login read the claims: a change of the user's
  *              claims after it makes them suspect
- * ARGV[13..]   name, value pairs of the fields other plugins add (stored as <sid>:<name>)
- * Returns a flat list: 1 when the user's claims changed after ARGV[12] (the
+ * ARGV[13..]   the one-time keys' TTLs (ms), in KEYS order; then name, value
+ *              pairs of the fields other plugins add (stored as <sid>:<name>)
+ * Returns { VerifyStatus.onceSpentBase + i } when the i-th one-time key was
+ * already spent (nothing else done); else a flat list: 1 when the user's claims changed after ARGV[12] (the
  * first access token must be stale), else 0; then the replaced sessions: sid,
  * device id, device type, device name, ...
  */
 export const OPEN: ScriptDefinition = {
   name: 'open',
-  lua: WALK_LUA + INVALIDATE_LUA + `
+  lua: WALK_LUA + INVALIDATE_LUA + SPEND_LUA + `
+local spent = spend(11)
+if spent then return { spent } end
 local now = tonumber(ARGV[1])
 local idle = tonumber(ARGV[3])
 local policy = ARGV[6]
@@ -157,7 +175,7 @@ if excess > 0 then
 end
 local sid = ARGV[2]
 local fields = { sid, ARGV[9], sid .. ':d', ARGV[10] }
-for i = 13, #ARGV, 2 do
+for i = 12 + #KEYS, #ARGV, 2 do
   fields[#fields + 1] = sid .. ':' .. ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end

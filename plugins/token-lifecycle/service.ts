@@ -10,7 +10,7 @@ import type {
 } from '../../lib/types.js'
 import type { LocalCache } from './local-cache.js'
 import type { ResolvedTokenLifecycleOptions } from './options.js'
-import { BUMP_CLAIMS, END_SESSION, END_USER_SESSIONS, LIST_SESSIONS, OPEN, VERIFY } from './scripts.js'
+import { BUMP_CLAIMS, END_SESSION, END_USER_SESSIONS, LIST_SESSIONS, OPEN, VERIFY, VerifyStatus } from './scripts.js'
 
 /** Claim names the core owns; app claims may not shadow them. */
 const RESERVED_CLAIMS = new Set(['sub', 'sid', 'jti', 'iat', 'exp', 'nbf', 'cv', 'iss', 'aud', 'cnf'])
@@ -174,7 +174,10 @@ export class TokenService {
       policy: this.policy,
       fields: {},
       tokenClaims: {},
-      response: {}
+      response: {},
+      onceKeys: [],
+      onceTtls: [],
+      onceErrors: []
     }
     await this.runIssueExtensions(ctx)
     if (input.policy) ctx.policy = input.policy
@@ -183,12 +186,13 @@ export class TokenService {
     const policy = ctx.policy
     const claimsLoadedAt = input.claimsLoadedAt ?? now
     const [stale, ...reply] = await this.guard(() => this.openScript(
-      1, this.keys.sessions(userId),
+      1 + ctx.onceKeys.length, this.keys.sessions(userId), ...ctx.onceKeys,
       now, sessionId, this.options.idleMs, ctx.absoluteDeadline, this.options.retentionMs,
       policy.mode, policy.mode === 'max' ? policy.max : 0, escapeRecordPart(deviceType),
       coreRecord(ctx.absoluteDeadline, now, 1), deviceRecord(now, deviceType, deviceId, deviceName), MAX_TOMBSTONES, claimsLoadedAt,
-      ...fields
+      ...ctx.onceTtls, ...fields
     )) as [number, ...string[]]
+    if (stale >= VerifyStatus.onceSpentBase) throw ctx.onceErrors[stale - VerifyStatus.onceSpentBase]()
     const replaced: ReplacedSession[] = []
     for (let i = 0; i < reply.length; i += 4) {
       replaced.push({

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import tokenLifecycle from '../../plugins/token-lifecycle/index.js'
 import type { TokenLifecycleOptions } from '../../plugins/token-lifecycle/index.js'
 import { Redis } from 'ioredis'
+import type { Command } from 'ioredis'
 import { REDIS_URL, keysUnder, uniquePrefix } from './env.js'
 import { buildApp } from '../../example-server/app.js'
 import type { ExampleConfig } from '../../example-server/config.js'
@@ -97,4 +98,20 @@ export async function storedSession (redis: Redis, app: FastifyInstance, userId:
   const [core, refresh, jkt] = await redis.hmget(app.tokens.keys.sessions(userId), sessionId, `${sessionId}:r`, `${sessionId}:k`)
   if (core === null) return null
   return { ...parseCoreRecord(core), refresh, generation: refresh === null ? null : Number(refresh.split('|')[0]), jkt }
+}
+
+/**
+ * Records the name of every command a client sends (the client is what pays
+ * round trips). `skip` leaves some out (the local cache's heartbeat PUBLISH).
+ */
+export function recordCommands (t: Test, client: unknown, skip: string[] = []): string[] {
+  const target = client as { sendCommand: (command: Command) => unknown }
+  const sent: string[] = []
+  const original = target.sendCommand
+  target.sendCommand = function (this: unknown, command: Command) {
+    if (!skip.includes(command.name)) sent.push(command.name)
+    return original.call(this, command)
+  }
+  t.teardown(() => { target.sendCommand = original })
+  return sent
 }
