@@ -4,7 +4,7 @@ import { SignJWT, calculateJwkThumbprint, exportJWK } from 'jose'
 import { createHash } from 'node:crypto'
 import t from 'tap'
 import type { Test } from 'tap'
-import type { IssueContext } from '../lib/types.js'
+import { issueContext } from '../plugins/token-lifecycle/service.js'
 import { REDIS_URL, exampleApp, recordCommands, storedSession } from './helpers/app.js'
 import type { DpopKey } from './helpers/dpop.js'
 import { ath, dpopKey, proof } from './helpers/dpop.js'
@@ -176,10 +176,10 @@ t.test('login with an invalid or replayed proof is 401 AUTH_DPOP_INVALID and ope
 t.test('refresh binds the new tokens (cnf, proofJkt) but writes no session field', async (t) => {
   const { app } = await pluginApp(t, { dpop: true }, (app) => {
     app.post('/refresh-like', async (request) => {
-      const ctx: IssueContext = {
+      const ctx = issueContext({
         kind: 'refresh', request, userId: 'u1', sessionId: 's1', now: Date.now(), absoluteDeadline: Date.now() + 60_000,
-        device: {}, claims: {}, policy: { mode: 'off' }, fields: {}, tokenClaims: {}, response: {}, onceKeys: [], onceTtls: [], onceErrors: []
-      }
+        device: {}, claims: {}, policy: { mode: 'off' }
+      })
       await app.tokens.runIssueExtensions(ctx)
       return { fields: ctx.fields, tokenClaims: ctx.tokenClaims, proofJkt: ctx.proofJkt ?? null }
     })

@@ -10,9 +10,9 @@ import {
   SessionExpiredError, SessionReplacedError, SessionRevokedError, bearerChallenge, dpopChallenge
 } from '../../lib/errors.js'
 import { defineScript } from '../../lib/redis.js'
-import type { IssueContext, TokenPair } from '../../lib/types.js'
+import type { TokenPair } from '../../lib/types.js'
 import { VerifyStatus } from '../token-lifecycle/scripts.js'
-import { TokenService, checkAppClaims } from '../token-lifecycle/service.js'
+import { TokenService, checkAppClaims, issueContext } from '../token-lifecycle/service.js'
 import type { RefreshRotationOptions } from './options.js'
 import { checkOptions } from './options.js'
 import { GuardedRateStore } from './rate-limit.js'
@@ -124,7 +124,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     if (now >= token.absoluteDeadline) throw bearerChallenge(new SessionExpiredError(), true)
 
     // Extensions (DPoP) see the request first: proofJkt, cnf for the new access token.
-    const ctx: IssueContext = {
+    const ctx = issueContext({
       kind: 'refresh',
       request,
       userId,
@@ -134,14 +134,8 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
       // A refresh names no device and carries no app claims yet (loaded after the rotation).
       device: {},
       claims: {},
-      policy: tokens.policy,
-      fields: {},
-      tokenClaims: {},
-      response: {},
-      onceKeys: [],
-      onceTtls: [],
-      onceErrors: []
-    }
+      policy: tokens.policy
+    })
     await tokens.runIssueExtensions(ctx)
 
     // The successor is derived, not stored: every caller within the grace

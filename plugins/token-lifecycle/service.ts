@@ -59,6 +59,14 @@ export function checkAppClaims (claims: Record<string, unknown> | undefined): Re
   return claims
 }
 
+/** What the issuer knows before extensions run; `issueContext` adds the parts they fill in. */
+export type IssueInput = Pick<IssueContext, 'kind' | 'request' | 'userId' | 'sessionId' | 'now' | 'absoluteDeadline' | 'device' | 'claims' | 'policy'>
+
+/** A fresh issue context: no extra fields, claims, answer members or one-time keys yet. */
+export function issueContext (input: IssueInput): IssueContext {
+  return { ...input, fields: {}, tokenClaims: {}, response: {}, onceKeys: [], onceTtls: [], onceErrors: [] }
+}
+
 function deviceField (value: string | undefined, name: string): string {
   if (value === undefined || value === null) return ''
   if (typeof value !== 'string' || value.length > MAX_DEVICE_FIELD) throw new TypeError(`device.${name} must be a string of at most ${MAX_DEVICE_FIELD} characters`)
@@ -162,7 +170,7 @@ export class TokenService {
     const deviceName = deviceField(device.name, 'name')
     const now = this.options.clock()
     const sessionId = randomId(12)
-    const ctx: IssueContext = {
+    const ctx = issueContext({
       kind: 'login',
       request: input.request,
       userId,
@@ -171,14 +179,8 @@ export class TokenService {
       absoluteDeadline: now + this.options.maxAgeMs,
       device: { id: deviceId || undefined, type: deviceType, name: deviceName || undefined },
       claims,
-      policy: this.policy,
-      fields: {},
-      tokenClaims: {},
-      response: {},
-      onceKeys: [],
-      onceTtls: [],
-      onceErrors: []
-    }
+      policy: this.policy
+    })
     await this.runIssueExtensions(ctx)
     if (input.policy) ctx.policy = input.policy
     const fields: Array<string | number | Buffer> = []
