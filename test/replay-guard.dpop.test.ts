@@ -252,14 +252,7 @@ t.test('a guarded DPoP request is one Redis call, and spends its two ids all-or-
   const key = await dpopKey()
   const { access_token: token } = await dpopLogin(app, key)
   t.equal((await call(app, token, key)).statusCode, 200, 'warm-up: the script is cached')
-  const sent: string[] = []
-  const client = app.redis as unknown as { sendCommand: (command: { name: string }) => unknown }
-  const sendCommand = client.sendCommand
-  client.sendCommand = function (this: unknown, command: { name: string }) {
-    sent.push(command.name)
-    return sendCommand.call(this, command)
-  }
-  t.teardown(() => { client.sendCommand = sendCommand })
+  const sent = recordCommands(t, app)
   const spentProof = await proof(key, { htm: 'POST', htu: '/api/transfer', token })
   t.equal((await call(app, token, key, { method: 'POST', url: '/api/transfer', dpop: spentProof })).statusCode, 200)
   t.same(sent, ['evalsha'], 'session check, token jti and proof jti in one script call')
@@ -283,7 +276,7 @@ t.test('a guarded DPoP request is one Redis call, and spends its two ids all-or-
 t.test('a refresh proved with another key is refused with the configured algorithms; the bound key refreshes, once per proof', async (t) => {
   const app = await exampleApp(t)
   const key = await dpopKey()
-  const sent = recordCommands(t, app.redis)
+  const sent = recordCommands(t, app)
   const pair = await dpopLogin(app, key) as { refresh_token?: string }
   t.same(sent, ['evalsha', 'evalsha'], 'login: the rate-limit counter, then one script that also spends the proof')
   const refreshWith = async (refreshToken: unknown, dpop: string) => await app.inject({

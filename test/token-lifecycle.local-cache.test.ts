@@ -48,7 +48,7 @@ t.test('a cache hit costs no Redis command; a guarded route still goes to Redis'
   const cache = app.tokens.localCache!
   await untilUsable(cache)
   const pair = await login(app, 'alice')
-  const sent = recordCommands(t, app.redis as never)
+  const sent = recordCommands(t, app)
 
   t.equal((await me(app, pair.access_token)).statusCode, 200)
   t.same(sent, ['evalsha'], 'the first request asks Redis')
@@ -128,7 +128,7 @@ t.test('entries live at most one touch interval and never past the absolute dead
   const cache = app.tokens.localCache!
   await untilUsable(cache)
   const { tokens, sessionId } = await app.tokens.openSession({ userId: 'u' })
-  const sent = recordCommands(t, app.redis as never)
+  const sent = recordCommands(t, app)
   const get = async () => await app.inject({ url: '/p', headers: bearer(tokens.access_token) })
 
   t.equal((await get()).statusCode, 200)
@@ -159,7 +159,7 @@ t.test('the idle deadline bounds an entry too', async (t) => {
   const cache = app.tokens.localCache!
   await untilUsable(cache)
   const { tokens } = await app.tokens.openSession({ userId: 'u' })
-  const sent = recordCommands(t, app.redis as never)
+  const sent = recordCommands(t, app)
   const get = async () => await app.inject({ url: '/p', headers: bearer(tokens.access_token) })
   clock.now += 45_000
   t.equal((await get()).statusCode, 200, 'no touch due: the session is known live until login + 90 s')
@@ -176,7 +176,7 @@ t.test('a missing heartbeat bypasses and empties the cache', async (t) => {
   const cache = app.tokens.localCache!
   await untilUsable(cache)
   const { tokens } = await app.tokens.openSession({ userId: 'u' })
-  const sent = recordCommands(t, app.redis as never)
+  const sent = recordCommands(t, app)
   const get = async () => await app.inject({ url: '/p', headers: bearer(tokens.access_token) })
   t.equal((await get()).statusCode, 200)
   t.equal((await get()).statusCode, 200)
@@ -215,7 +215,7 @@ t.test('subscriber down: bypassed; reconnected: emptied, then used again; app cl
   const cache = app.tokens.localCache!
   await untilUsable(cache)
   const { tokens } = await app.tokens.openSession({ userId: 'u' })
-  const sent = recordCommands(t, client as never)
+  const sent = recordCommands(t, app)
   const get = async () => await app.inject({ url: '/p', headers: bearer(tokens.access_token) })
   t.equal((await get()).statusCode, 200)
   t.equal((await get()).statusCode, 200)

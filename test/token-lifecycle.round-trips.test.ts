@@ -5,7 +5,7 @@ t.test('an authenticated request costs exactly one Redis command: the verify scr
   const app = await exampleApp(t) // token-lifecycle + sso-session + replay-guard registered
   const pair = await login(app, 'alice', { device_type: 'phone' })
   t.equal((await me(app, pair.access_token)).statusCode, 200, 'warm-up: the script is cached server-side')
-  const sent = recordCommands(t, app.redis as never)
+  const sent = recordCommands(t, app)
 
   for (let i = 0; i < 10; i++) t.equal((await me(app, pair.access_token)).statusCode, 200)
   t.same(sent, Array(10).fill('evalsha'), 'ten requests, ten EVALSHA, nothing else')

@@ -5,6 +5,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { createKeyspace } from '../../lib/keys.js'
 import { createStoreGuard, resolveRedis } from '../../lib/redis.js'
+import { ScriptLane, laneSettingsOf } from '../../lib/script-lane.js'
 import type { AuthContext } from '../../lib/types.js'
 import { createAuthenticate } from './authenticate.js'
 import { LocalCache } from './local-cache.js'
@@ -56,13 +57,23 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
   // the verify itself.
   const verifyOnce = createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: false })
 
+  // The hot path's own connection, beside the shared client (lib/script-lane.ts says why).
+  const laneSettings = options.verifyConnection === 'dedicated' ? laneSettingsOf(redis) : null
+  const lane = laneSettings === null ? null : new ScriptLane(laneSettings, fastify.log)
+  if (lane !== null) {
+    // Serve the first requests through the lane already (the shared client carries them until it is ready).
+    fastify.addHook('onReady', async () => { await lane.firstAttempt })
+    fastify.addHook('onClose', async () => { lane.close() })
+  }
+
   const service = new TokenService({
     options,
     keys: createKeyspace(options.keyPrefix),
     redis,
     guard: createStoreGuard(redis, options.storeTimeoutMs, fastify.log),
     sign: (payload) => signer.sign(payload),
-    log: fastify.log
+    log: fastify.log,
+    lane
   })
 
   if (options.localCache !== null) {

@@ -41,6 +41,13 @@ export interface TokenLifecycleOptions extends RedisSourceOptions {
    * through Redis pub/sub (`<keyPrefix>:inv`). Default false.
    */
   localCache?: false | LocalCacheOptions
+  /**
+   * 'dedicated' (default): the per-request check goes over a connection of
+   * its own, opened with the shared client's settings, much cheaper per call
+   * than the shared client. 'shared': over the shared client, one connection
+   * in all. Cluster, Sentinel and TLS clients always use 'shared'.
+   */
+  verifyConnection?: 'dedicated' | 'shared'
   clock?: Clock
 }
 
@@ -77,6 +84,7 @@ export interface ResolvedTokenLifecycleOptions {
   /** How long a session past its absolute deadline is kept to answer AUTH_SESSION_EXPIRED. */
   retentionMs: number
   localCache: Readonly<ResolvedLocalCacheOptions> | null
+  verifyConnection: 'dedicated' | 'shared'
   clock: Clock
 }
 
@@ -123,6 +131,12 @@ function resolveLocalCache (opts: TokenLifecycleOptions['localCache']): Readonly
   return Object.freeze({ maxEntries, heartbeatMs: toPositiveMs(opts.heartbeat ?? 1, 'localCache.heartbeat') })
 }
 
+function resolveVerifyConnection (value: TokenLifecycleOptions['verifyConnection']): 'dedicated' | 'shared' {
+  if (value === undefined) return 'dedicated'
+  if (value !== 'dedicated' && value !== 'shared') throw new TypeError("token-lifecycle: verifyConnection must be 'dedicated' or 'shared'")
+  return value
+}
+
 export function checkOptions (opts: TokenLifecycleOptions): Readonly<ResolvedTokenLifecycleOptions> {
   const keyPrefix = opts.keyPrefix ?? 'auth'
   if (typeof keyPrefix !== 'string' || keyPrefix === '' || /[{}]/.test(keyPrefix)) {
@@ -145,6 +159,7 @@ export function checkOptions (opts: TokenLifecycleOptions): Readonly<ResolvedTok
     // Long enough for any access token of the session to expire on its own.
     retentionMs: accessTtlMs + jwt.clockToleranceMs,
     localCache: resolveLocalCache(opts.localCache),
+    verifyConnection: resolveVerifyConnection(opts.verifyConnection),
     clock: opts.clock ?? systemClock
   })
 }

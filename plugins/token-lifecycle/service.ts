@@ -3,6 +3,7 @@ import { randomId } from '../../lib/crypto.js'
 import type { Keyspace } from '../../lib/keys.js'
 import type { RedisClient, ScriptCall, StoreGuard } from '../../lib/redis.js'
 import { defineScript } from '../../lib/redis.js'
+import type { LaneScriptCall, ScriptLane } from '../../lib/script-lane.js'
 import { SESSION_ID, coreRecord, deviceRecord, escapeRecordPart, unescapeRecordPart } from '../../lib/session-record.js'
 import type {
   IssueContext, OpenSessionInput, OpenSessionResult, ReplacedSession,
@@ -95,7 +96,9 @@ export class TokenService {
   readonly verifyExtensions: Array<NonNullable<SessionExtension['onVerify']>> = []
   /** The extensions' oneTime checks: such requests skip the JWT verifier's cache. */
   readonly oneTimeChecks: Array<NonNullable<SessionExtension['oneTime']>> = []
-  readonly verifyScript: ScriptCall
+  readonly verifyScript: LaneScriptCall
+  /** The hot path's own connection (`verifyConnection: 'dedicated'`), or null when it goes through the shared client. */
+  readonly scriptLane: ScriptLane | null
   /** The opt-in local cache of session validity (`localCache` option), or null. */
   localCache: LocalCache | null = null
   private readonly sign: Signer
@@ -105,14 +108,15 @@ export class TokenService {
   private readonly bumpClaimsScript: ScriptCall
   private readonly listScript: ScriptCall
 
-  constructor (deps: { options: Readonly<ResolvedTokenLifecycleOptions>, keys: Keyspace, redis: RedisClient, guard: StoreGuard, sign: Signer, log: FastifyBaseLogger }) {
+  constructor (deps: { options: Readonly<ResolvedTokenLifecycleOptions>, keys: Keyspace, redis: RedisClient, guard: StoreGuard, sign: Signer, log: FastifyBaseLogger, lane: ScriptLane | null }) {
     this.options = deps.options
     this.keys = deps.keys
     this.redis = deps.redis
     this.guard = deps.guard
     this.sign = deps.sign
     this.log = deps.log
-    this.verifyScript = defineScript(this.redis, VERIFY)
+    this.scriptLane = deps.lane
+    this.verifyScript = deps.lane === null ? defineScript(this.redis, VERIFY) : deps.lane.bind(this.redis, VERIFY)
     this.openScript = defineScript(this.redis, OPEN)
     this.endSessionScript = defineScript(this.redis, END_SESSION)
     this.endUserScript = defineScript(this.redis, END_USER_SESSIONS)

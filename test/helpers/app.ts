@@ -10,6 +10,7 @@ import { buildApp } from '../../example-server/app.js'
 import type { ExampleConfig } from '../../example-server/config.js'
 import { configFromEnv } from '../../example-server/config.js'
 import { parseCoreRecord } from '../../lib/session-record.js'
+import type { ScriptLane } from '../../lib/script-lane.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -102,16 +103,28 @@ export async function storedSession (redis: Redis, app: FastifyInstance, userId:
 
 /**
  * Records the name of every command a client sends (the client is what pays
- * round trips). `skip` leaves some out (the local cache's heartbeat PUBLISH).
+ * round trips). Given an app, records both its shared client and the hot
+ * path's own connection (`scriptLane`, when on), whose calls count as 'evalsha'
+ * too. `skip` leaves some out (the local cache's heartbeat PUBLISH).
  */
-export function recordCommands (t: Test, client: unknown, skip: string[] = []): string[] {
-  const target = client as { sendCommand: (command: Command) => unknown }
+export function recordCommands (t: Test, target: unknown, skip: string[] = []): string[] {
   const sent: string[] = []
-  const original = target.sendCommand
-  target.sendCommand = function (this: unknown, command: Command) {
+  const app = target as Partial<FastifyInstance>
+  const client = (app.tokens ? app.tokens.redis : target) as { sendCommand: (command: Command) => unknown }
+  const original = client.sendCommand
+  client.sendCommand = function (this: unknown, command: Command) {
     if (!skip.includes(command.name)) sent.push(command.name)
     return original.call(this, command)
   }
-  t.teardown(() => { target.sendCommand = original })
+  t.teardown(() => { client.sendCommand = original })
+  const lane = app.tokens?.scriptLane
+  if (lane) {
+    const evalsha = lane.evalsha
+    lane.evalsha = function (this: ScriptLane, ...args: Parameters<ScriptLane['evalsha']>) {
+      sent.push('evalsha')
+      return evalsha.apply(this, args)
+    }
+    t.teardown(() => { lane.evalsha = evalsha })
+  }
   return sent
 }
