@@ -99,9 +99,12 @@ export class ReplyReader {
   }
 }
 
+/** The command and SHA of an EVALSHA frame, which EVAL replaces with its own name and the script. */
+const EVALSHA_HEAD = /\$7\r\nEVALSHA\r\n\$40\r\n[0-9a-f]{40}/
+
 /** Longest wait between two reconnection attempts. */
 const MAX_BACKOFF_MS = 2000
-/** Slots per waiting call: resolve, reject, the command's parts and script (kept for an EVAL after NOSCRIPT). */
+/** Slots per waiting call: resolve, reject, its frame, and for a script call the script (an EVAL after NOSCRIPT). */
 const SLOTS = 4
 
 export class ScriptLane {
@@ -155,10 +158,18 @@ export class ScriptLane {
 
   /** EVALSHA; EVAL instead, once, if Redis no longer has the script (restarted, or SCRIPT FLUSH). */
   evalsha (sha: string, lua: string, numKeys: number, keysAndArgs: Array<string | number>): Promise<unknown> {
-    const parts = ['EVALSHA', sha, String(numKeys)]
     const prefix = this.settings.keyPrefix
-    for (let i = 0; i < keysAndArgs.length; i++) parts.push(i < numKeys ? prefix + keysAndArgs[i] : String(keysAndArgs[i]))
-    return this.send(parts, lua)
+    const n = String(numKeys)
+    let tail = `$${n.length}\r\n${n}\r\n`
+    for (let i = 0; i < keysAndArgs.length; i++) {
+      const arg = i < numKeys ? prefix + keysAndArgs[i] : String(keysAndArgs[i])
+      tail += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`
+    }
+    const frame = `*${keysAndArgs.length + 3}\r\n$7\r\nEVALSHA\r\n$40\r\n${sha}\r\n${tail}`
+    return new Promise((resolve, reject) => {
+      if (this.socket === null) return reject(new Error('script lane is not connected'))
+      this.enqueue(frame, resolve, reject, lua)
+    })
   }
 
   /** Stops for good: calls waiting fail, no reconnection. */
@@ -168,19 +179,17 @@ export class ScriptLane {
     this.socket?.destroy()
   }
 
-  private send (parts: string[], lua: string | null): Promise<unknown> {
-    return new Promise((resolve, reject) => {
-      if (this.socket === null) return reject(new Error('script lane is not connected'))
-      this.enqueue(parts, resolve, reject, lua)
-    })
-  }
-
-  private enqueue (parts: string[], resolve: Settle, reject: Settle, lua: string | null): void {
+  /** A command other than a script call (the handshake's). */
+  private send (parts: string[]): Promise<unknown> {
     let frame = `*${parts.length}\r\n`
     for (const part of parts) frame += `$${Buffer.byteLength(part)}\r\n${part}\r\n`
+    return new Promise((resolve, reject) => { this.enqueue(frame, resolve, reject, null) })
+  }
+
+  private enqueue (frame: string, resolve: Settle, reject: Settle, lua: string | null): void {
     this.out += frame
     this.queued++
-    this.waiting.push(resolve, reject, parts, lua)
+    this.waiting.push(resolve, reject, frame, lua)
     // One write per event-loop turn, and none while the previous write is
     // still unanswered: calls made meanwhile go out together when it is. Under
     // load that makes batches larger (fewer system calls, here and in Redis);
@@ -204,10 +213,8 @@ export class ScriptLane {
     if (ok) return (w[at] as Settle)(value)
     const lua = w[at + 3] as string | null
     if (lua !== null && (value as string).startsWith('NOSCRIPT')) {
-      const parts = w[at + 2] as string[]
-      parts[0] = 'EVAL'
-      parts[1] = lua
-      return this.enqueue(parts, w[at] as Settle, w[at + 1] as Settle, null)
+      const frame = (w[at + 2] as string).replace(EVALSHA_HEAD, () => `$4\r\nEVAL\r\n$${Buffer.byteLength(lua)}\r\n${lua}`)
+      return this.enqueue(frame, w[at] as Settle, w[at + 1] as Settle, null)
     }
     (w[at + 1] as Settle)(new Error(value as string))
   }
@@ -232,10 +239,10 @@ export class ScriptLane {
     })
     socket.on('close', () => this.lost())
     const handshake: Array<Promise<unknown>> = []
-    if (s.password !== undefined) handshake.push(this.send(['AUTH', s.username ?? 'default', s.password], null))
-    if (s.db !== 0) handshake.push(this.send(['SELECT', String(s.db)], null))
+    if (s.password !== undefined) handshake.push(this.send(['AUTH', s.username ?? 'default', s.password]))
+    if (s.db !== 0) handshake.push(this.send(['SELECT', String(s.db)]))
     // Names the connection in CLIENT LIST, and proves Redis answers before the lane is used.
-    handshake.push(this.send(['CLIENT', 'SETNAME', 'fastify-jwt-sessions:verify'], null))
+    handshake.push(this.send(['CLIENT', 'SETNAME', 'fastify-jwt-sessions:verify']))
     Promise.all(handshake).then(() => {
       socket.setTimeout(0)
       this.attempts = 0
