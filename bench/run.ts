@@ -26,8 +26,11 @@ const value = (name: string, fallback: number) => {
   return i >= 0 ? Number(args[i + 1]) : fallback
 }
 const QUICK = flag('quick')
-const ROUNDS = value('rounds', QUICK ? 1 : 5)
-const DURATION = value('duration', QUICK ? 1 : 4)
+// More, shorter rounds rather than a few long ones: on a shared machine the
+// speed drifts over tens of seconds, and a median over more rounds shrugs off
+// the rounds a burst from elsewhere spoilt.
+const ROUNDS = value('rounds', QUICK ? 1 : 7)
+const DURATION = value('duration', QUICK ? 1 : 3)
 const RATE_DURATION = value('rate-duration', QUICK ? 1 : 2)
 const FIXED_RATE = value('rate', 1000)
 const CONNECTIONS = value('connections', 32)
@@ -193,7 +196,7 @@ function processCpuMicros (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000
 }
 
-interface Sample { serverCpu: number, redisCpu: number, rps: number, requests: number, non2xx: number, errors: number, commands: number, p50: number, p99: number, rateNon2xx: number }
+interface Sample { codes: string, serverCpu: number, redisCpu: number, rps: number, requests: number, non2xx: number, errors: number, commands: number, p50: number, p99: number, rateNon2xx: number }
 
 async function measure (r: Running, admin: Redis): Promise<Sample> {
   const before = await redisStats(admin)
@@ -217,7 +220,11 @@ async function measure (r: Running, admin: Redis): Promise<Sample> {
     requests: [requestFor(r)]
   })
   const requests = Math.max(1, result.requests.total)
+  // Which statuses, when some were not 2xx: the first thing to know when a run fails.
+  const codes = [result, fixed].flatMap((r) => Object.entries(r.statusCodeStats ?? {}))
+    .filter(([code]) => !code.startsWith('2')).map(([code, { count }]) => `${code}×${count}`).join(' ')
   return {
+    codes,
     serverCpu: serverCpu / requests,
     redisCpu: redisCpu / requests,
     rps: result.requests.average,
@@ -295,7 +302,7 @@ async function main (): Promise<void> {
     for (const r of order) {
       const s = await measure(r, admin)
       samples.get(r.variant.name)!.push(s)
-      console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms @${FIXED_RATE}/s, non-2xx ${s.non2xx + s.rateNon2xx}, ${s.commands.toFixed(2)} cmds/req, server ${s.serverCpu.toFixed(0)} µs + Redis ${s.redisCpu.toFixed(0)} µs CPU/req`)
+      console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms @${FIXED_RATE}/s, non-2xx ${s.non2xx + s.rateNon2xx}${s.codes ? ` (${s.codes})` : ''}, ${s.commands.toFixed(2)} cmds/req, server ${s.serverCpu.toFixed(0)} µs + Redis ${s.redisCpu.toFixed(0)} µs CPU/req`)
     }
   }
 
@@ -304,7 +311,7 @@ async function main (): Promise<void> {
   const memoryRedis = await startRedis()
   const memory = flag('no-memory') ? { perSession: NaN, perJti: NaN } : await measureMemory(memoryRedis.url, MEMORY_SESSIONS)
 
-  const med = (name: string, key: keyof Sample) => median(samples.get(name)!.map((s) => s[key]))
+  const med = (name: string, key: Exclude<keyof Sample, 'codes'>) => median(samples.get(name)!.map((s) => s[key]))
   /** Median over rounds of the ratio within each round: both sides measured minutes apart at most. */
   const ratio = (name: string, baseline: string) => samples.has(baseline)
     ? median(samples.get(name)!.map((s, i) => s.rps / samples.get(baseline)![i].rps)).toFixed(2)

@@ -10,16 +10,17 @@ import { defineScript } from './redis.js'
  * The hot path's own connection to Redis: one script call per request, with
  * nothing else on it.
  *
- * Why not the shared ioredis client: measured with callgrind, one EVALSHA
- * through ioredis (auto-pipelined, as the example server runs it) costs about
- * 65k instructions of the app's CPU, 44k with its command objects driven by
- * hand; this lane costs 14k. On a two-core machine, where the app, Redis and
- * the load share the cores, that difference is most of what separates a
- * session check from a stateless JWT verify.
+ * Why not the shared ioredis client: measured with callgrind (32 calls in
+ * flight, the VERIFY script), one call through auto-pipelined ioredis, as the
+ * example server runs it, cost the app 61-70k instructions; through this lane,
+ * about 11k. On a two-core machine, where the app, Redis and the load share
+ * the cores, that difference was most of what separated a session check from
+ * a stateless JWT verify.
  *
  * It is deliberately small: it sends EVALSHA (EVAL once after NOSCRIPT) and
- * reads the integer or error the scripts answer, nothing else. Commands of
- * one event-loop turn go out in one write, like ioredis's auto-pipelining.
+ * reads the integer or error the scripts answer, nothing else. Calls of one
+ * event-loop turn go out in one write, like ioredis's auto-pipelining, and
+ * none while a write is unanswered (see enqueue).
  * It opens with the shared client's own connection settings (host, port or
  * path, username, password, db, key prefix); clients it cannot copy safely
  * (Cluster, Sentinel, TLS) simply get no lane. While the lane is not ready

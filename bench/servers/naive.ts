@@ -13,7 +13,7 @@ import { BENCH_SECRET, inBatches, meBody, POOL_SIZE, REDIS_URL, serve } from './
 const redis = new Redis(REDIS_URL)
 const app = Fastify({ logger: false })
 app.addHook('onClose', async () => { await redis.quit() })
-await app.register(fastifyJwt, { secret: BENCH_SECRET, sign: { algorithm: 'HS256', expiresIn: 600 }, verify: { algorithms: ['HS256'] } })
+await app.register(fastifyJwt, { secret: BENCH_SECRET, sign: { algorithm: 'HS256', expiresIn: 3600 }, verify: { algorithms: ['HS256'] } })
 
 interface Claims { sub: string, sid: string, jti: string, cv: number, roles: string[] }
 
