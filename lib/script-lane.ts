@@ -103,6 +103,14 @@ export class ReplyReader {
 /** The command and SHA of an EVALSHA frame, which EVAL replaces with its own name and the script. */
 const EVALSHA_HEAD = /\$7\r\nEVALSHA\r\n\$40\r\n[0-9a-f]{40}/
 
+/**
+ * Calls held back at most. While Redis stalls, one write is unanswered and
+ * every later call waits in the lane; past this many (about 7 MB of frames),
+ * calls fail at once (503) instead of piling up. The store guard has failed
+ * the waiting ones already.
+ */
+export const MAX_HELD_CALLS = 50_000
+
 /** Longest wait between two reconnection attempts. */
 const MAX_BACKOFF_MS = 2000
 /** Slots per waiting call: resolve, reject, its frame, and for a script call the script (an EVAL after NOSCRIPT). */
@@ -169,6 +177,7 @@ export class ScriptLane {
     const frame = `*${keysAndArgs.length + 3}\r\n$7\r\nEVALSHA\r\n$40\r\n${sha}\r\n${tail}`
     return new Promise((resolve, reject) => {
       if (this.socket === null) return reject(new Error('script lane is not connected'))
+      if (this.queued >= MAX_HELD_CALLS) return reject(new Error(`script lane holds ${MAX_HELD_CALLS} calls already: Redis does not answer`))
       this.enqueue(frame, resolve, reject, lua)
     })
   }

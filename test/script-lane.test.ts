@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { ReplyReader, ScriptLane, laneSettingsOf } from '../lib/script-lane.js'
+import { MAX_HELD_CALLS, ReplyReader, ScriptLane, laneSettingsOf } from '../lib/script-lane.js'
 import type { LaneSettings } from '../lib/script-lane.js'
 import tokenLifecycle from '../plugins/token-lifecycle/index.js'
 import type { TokenLifecycleOptions } from '../plugins/token-lifecycle/index.js'
@@ -295,4 +295,19 @@ t.test('a port with nothing listening: the first attempt ends at once, without t
   const { lane } = await laneFor(t, { port: await freePort() })
   t.notOk(lane.ready)
   t.ok(Date.now() - started < 1000, 'refused, not timed out')
+})
+
+t.test('a stalled Redis: calls held behind the unanswered write stop at MAX_HELD_CALLS, later ones fail at once', async (t) => {
+  const server = await startRedisServer(t)
+  const { lane } = await laneFor(t, { port: server.port })
+  server.pause()
+  const first = lane.evalsha('2'.repeat(40), 'return 1', 0, [])
+  await sleep(20) // written and unanswered: from now on calls are held until it is answered
+  const held = Array.from({ length: MAX_HELD_CALLS }, () => lane.evalsha('2'.repeat(40), 'return 2', 0, []))
+  await t.rejects(lane.evalsha('2'.repeat(40), 'return 3', 0, []), /holds 50000 calls already/)
+  server.resume()
+  t.equal(await first, 1)
+  const answers = await Promise.all(held)
+  t.equal(answers.length, MAX_HELD_CALLS)
+  t.ok(answers.every((a) => a === 2), 'the held calls go out once Redis answers again')
 })
