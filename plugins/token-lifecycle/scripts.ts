@@ -29,15 +29,17 @@ end
  * Lua prelude of the scripts that spend one-time keys (KEYS[2..]), whose TTLs
  * are at ARGV[ttlBase + i] for KEYS[i]: all or none. Returns nothing when
  * spent, else VerifyStatus.onceSpentBase + the index (0-based) of the first
- * key already spent.
+ * key already spent. SET NX checks and spends in one command (one key, the
+ * usual case, costs one call, not an EXISTS and a SET); when a later key was
+ * spent already, the keys this call just set are deleted again.
  */
 export const SPEND_LUA = `
 local function spend (ttlBase)
   for i = 2, #KEYS do
-    if redis.call('EXISTS', KEYS[i]) == 1 then return 8 + i end
-  end
-  for i = 2, #KEYS do
-    redis.call('SET', KEYS[i], '1', 'PX', ARGV[ttlBase + i])
+    if not redis.call('SET', KEYS[i], '1', 'PX', ARGV[ttlBase + i], 'NX') then
+      for j = 2, i - 1 do redis.call('DEL', KEYS[j]) end
+      return 8 + i
+    end
   end
 end
 `
