@@ -26,12 +26,15 @@ const value = (name: string, fallback: number) => {
   return i >= 0 ? Number(args[i + 1]) : fallback
 }
 const QUICK = flag('quick')
-// More, shorter rounds rather than a few long ones: on a shared machine the
-// speed drifts over tens of seconds, and a median over more rounds shrugs off
-// the rounds a burst from elsewhere spoilt.
-const ROUNDS = value('rounds', QUICK ? 1 : 7)
-const DURATION = value('duration', QUICK ? 1 : 3)
+// Many short rounds, back to back, rather than a few long ones: on a shared
+// machine the speed drifts over tens of seconds, so the variants a ratio
+// compares are measured seconds apart (the latency runs come after, in passes
+// of their own), and a median over many rounds shrugs off the rounds a burst
+// from elsewhere spoilt.
+const ROUNDS = value('rounds', QUICK ? 1 : 12)
+const DURATION = value('duration', QUICK ? 1 : 2)
 const RATE_DURATION = value('rate-duration', QUICK ? 1 : 2)
+const LATENCY_PASSES = value('latency-passes', QUICK ? 1 : 2)
 const FIXED_RATE = value('rate', 1000)
 const CONNECTIONS = value('connections', 32)
 const MEMORY_SESSIONS = value('sessions', QUICK ? 5000 : 100_000)
@@ -100,7 +103,7 @@ interface Running { variant: Variant, child: ChildProcess, ready: ServerReady, c
 
 async function startServer (v: Variant, redisUrl: string): Promise<Running> {
   // Warm-up, the timed runs, the fixed-rate runs and the probe, with 10% room.
-  const oneTimePool = QUICK ? 20_000 : Math.ceil(((2 + ROUNDS * DURATION) * (v.maxRate ?? 0) + ROUNDS * RATE_DURATION * FIXED_RATE + 200) * 1.1)
+  const oneTimePool = QUICK ? 20_000 : Math.ceil(((2 + ROUNDS * DURATION) * (v.maxRate ?? 0) + LATENCY_PASSES * RATE_DURATION * FIXED_RATE + 200) * 1.1)
   const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'servers', v.script), ...v.argv], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_REDIS_URL: redisUrl, BENCH_POOL: String(POOL), BENCH_POOL_FOR_ONE_TIME: String(oneTimePool), ...v.env }
@@ -198,7 +201,14 @@ function processCpuMicros (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000
 }
 
-interface Sample { codes: string, serverCpu: number, redisCpu: number, rps: number, requests: number, non2xx: number, errors: number, commands: number, p50: number, p99: number, rateNon2xx: number }
+interface Sample { codes: string, serverCpu: number, redisCpu: number, rps: number, requests: number, non2xx: number, errors: number, commands: number }
+interface Latency { codes: string, p50: number, p99: number, failed: number }
+
+/** Which statuses, when some were not 2xx: the first thing to know when a run fails. */
+function failedCodes (result: autocannon.Result): string {
+  return Object.entries(result.statusCodeStats ?? {})
+    .filter(([code]) => !code.startsWith('2')).map(([code, { count }]) => `${code}×${count}`).join(' ')
+}
 
 async function measure (r: Running, admin: Redis): Promise<Sample> {
   const before = await redisStats(admin)
@@ -214,6 +224,21 @@ async function measure (r: Running, admin: Redis): Promise<Sample> {
   const redisCpu = ((after.used_cpu_sys + after.used_cpu_user) - (before.used_cpu_sys + before.used_cpu_user)) * 1e6
   // The admin client's own INFO calls are not the app's.
   const commands = (after.total_commands_processed - before.total_commands_processed) - ((after['cmd.info'] ?? 0) - (before['cmd.info'] ?? 0))
+  const requests = Math.max(1, result.requests.total)
+  return {
+    codes: failedCodes(result),
+    serverCpu: serverCpu / requests,
+    redisCpu: redisCpu / requests,
+    rps: result.requests.average,
+    requests: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    commands: commands / requests
+  }
+}
+
+/** Latency at a fixed rate, well below every variant's ceiling. */
+async function measureLatency (r: Running): Promise<Latency> {
   const fixed = await autocannon({
     url: `http://127.0.0.1:${r.ready.port}`,
     connections: 10,
@@ -221,23 +246,7 @@ async function measure (r: Running, admin: Redis): Promise<Sample> {
     duration: RATE_DURATION,
     requests: [requestFor(r)]
   })
-  const requests = Math.max(1, result.requests.total)
-  // Which statuses, when some were not 2xx: the first thing to know when a run fails.
-  const codes = [result, fixed].flatMap((r) => Object.entries(r.statusCodeStats ?? {}))
-    .filter(([code]) => !code.startsWith('2')).map(([code, { count }]) => `${code}×${count}`).join(' ')
-  return {
-    codes,
-    serverCpu: serverCpu / requests,
-    redisCpu: redisCpu / requests,
-    rps: result.requests.average,
-    requests: result.requests.total,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-    commands: commands / Math.max(1, result.requests.total),
-    p50: fixed.latency.p50,
-    p99: fixed.latency.p99,
-    rateNon2xx: fixed.non2xx + fixed.errors + fixed.timeouts
-  }
+  return { codes: failedCodes(fixed), p50: fixed.latency.p50, p99: fixed.latency.p99, failed: fixed.non2xx + fixed.errors + fixed.timeouts }
 }
 
 const median = (xs: number[]) => {
@@ -304,7 +313,15 @@ async function main (): Promise<void> {
     for (const r of order) {
       const s = await measure(r, admin)
       samples.get(r.variant.name)!.push(s)
-      console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, p50 ${s.p50} ms, p99 ${s.p99} ms @${FIXED_RATE}/s, non-2xx ${s.non2xx + s.rateNon2xx}${s.codes ? ` (${s.codes})` : ''}, ${s.commands.toFixed(2)} cmds/req, server ${s.serverCpu.toFixed(0)} µs + Redis ${s.redisCpu.toFixed(0)} µs CPU/req`)
+      console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, non-2xx ${s.non2xx + s.errors}${s.codes ? ` (${s.codes})` : ''}, ${s.commands.toFixed(2)} cmds/req, server ${s.serverCpu.toFixed(0)} µs + Redis ${s.redisCpu.toFixed(0)} µs CPU/req`)
+    }
+  }
+  const latencies = new Map<string, Latency[]>(running.map((r) => [r.variant.name, []]))
+  for (let pass = 1; pass <= LATENCY_PASSES; pass++) {
+    for (const r of running) {
+      const l = await measureLatency(r)
+      latencies.get(r.variant.name)!.push(l)
+      console.log(`latency ${pass} ${r.variant.name.padEnd(9)} p50 ${l.p50} ms, p99 ${l.p99} ms @${FIXED_RATE}/s, non-2xx ${l.failed}${l.codes ? ` (${l.codes})` : ''}`)
     }
   }
 
@@ -314,6 +331,7 @@ async function main (): Promise<void> {
   const memory = flag('no-memory') ? { perSession: NaN, perJti: NaN } : await measureMemory(memoryRedis.url, MEMORY_SESSIONS)
 
   const med = (name: string, key: Exclude<keyof Sample, 'codes'>) => median(samples.get(name)!.map((s) => s[key]))
+  const latency = (name: string, key: 'p50' | 'p99') => median(latencies.get(name)!.map((l) => l[key]))
   /** Median over rounds of the ratio within each round: both sides measured minutes apart at most. */
   const ratio = (name: string, baseline: string) => samples.has(baseline)
     ? median(samples.get(name)!.map((s, i) => s.rps / samples.get(baseline)![i].rps)).toFixed(2)
@@ -329,11 +347,11 @@ async function main (): Promise<void> {
     if (skip) { rows.push(`| ${v.label} | skipped: ${skip[1]} | | | | | | | | |`); continue }
     const all = samples.get(v.name)!
     const probe = probes.get(v.name)!
-    const non2xx = all.reduce((n, s) => n + s.non2xx + s.errors + s.rateNon2xx, 0) + probe.non2xx
+    const non2xx = all.reduce((n, s) => n + s.non2xx + s.errors, 0) + latencies.get(v.name)!.reduce((n, l) => n + l.failed, 0) + probe.non2xx
     if (non2xx > 0) failed = true
     if (running.find((x) => x.variant === v)!.exhausted) console.error(`bench: ${v.name} ran out of one-time credentials (raise maxRate)`)
     const rps = med(v.name, 'rps')
-    rows.push(`| ${v.label} | ${Math.round(rps)} | ${ratio(v.name, 'stateless')} | ${ratio(v.name, 'naive')} | ${med(v.name, 'p50')} / ${med(v.name, 'p99')} | ${non2xx} | ${med(v.name, 'serverCpu').toFixed(0)} | ${med(v.name, 'redisCpu').toFixed(0)} | ${probe.roundTrips.toFixed(2)} | ${med(v.name, 'commands').toFixed(2)} (${(probe.roundTrips + probe.inner).toFixed(2)} by MONITOR) |`)
+    rows.push(`| ${v.label} | ${Math.round(rps)} | ${ratio(v.name, 'stateless')} | ${ratio(v.name, 'naive')} | ${latency(v.name, 'p50')} / ${latency(v.name, 'p99')} | ${non2xx} | ${med(v.name, 'serverCpu').toFixed(0)} | ${med(v.name, 'redisCpu').toFixed(0)} | ${probe.roundTrips.toFixed(2)} | ${med(v.name, 'commands').toFixed(2)} (${(probe.roundTrips + probe.inner).toFixed(2)} by MONITOR) |`)
   }
   const table = rows.join('\n')
   const cmd = `npm run bench${args.length ? ' -- ' + args.join(' ') : ''}`
@@ -342,7 +360,7 @@ async function main (): Promise<void> {
 - Date: ${started.toISOString()}
 - Machine: ${machine()}
 - Command: \`${cmd}\`
-- Method: one Redis (\`--save "" --appendonly no\`), each server in its own process, load from autocannon in the runner process; all three share the machine's cores. ${ROUNDS} round(s), variants interleaved round-robin (each round starts one variant further along); each round: ${DURATION} s at ${CONNECTIONS} connections (req/s), then ${RATE_DURATION} s at a fixed ${FIXED_RATE} req/s (latency). req/s: median over rounds; ratios: median over rounds of the ratio measured within each round (this run only).
+- Method: one Redis (\`--save "" --appendonly no\`), each server in its own process, load from autocannon in the runner process; all three share the machine's cores. ${ROUNDS} round(s), back to back, variants interleaved round-robin (each round starts one variant further along): ${DURATION} s at ${CONNECTIONS} connections each (req/s, CPU, commands), so the variants a ratio compares are measured seconds apart; then ${LATENCY_PASSES} pass(es) of ${RATE_DURATION} s per variant at a fixed ${FIXED_RATE} req/s (latency: median over passes). req/s: median over rounds; ratios: median over rounds of the ratio measured within each round (this run only).
 - Baselines: "stateless" is @fastify/jwt as its README shows it (\`request.jwtVerify()\`, default options); "verify cache on" adds fast-jwt's verified-token cache (10,000 entries, as this project uses), the fairest stateless ceiling.
 - Credentials: each read variant rotates over ${POOL} tokens of ${POOL} distinct users (sessions opened through the real login path); one-time variants get one fresh credential per request.
 - Round trips: Redis calls the app awaited per request, counted with MONITOR over 200 sequential requests (a call from a client connection counts, the script lane's included; a call inside a Lua script does not, nor the local cache's once-a-second heartbeat PUBLISH). Commands: \`total_commands_processed\` delta over the timed runs / requests (script-internal commands included).
