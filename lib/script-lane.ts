@@ -100,8 +100,13 @@ export class ReplyReader {
   }
 }
 
+/** One RESP bulk string: every part of every command the lane writes. */
+function bulk (value: string): string {
+  return `$${Buffer.byteLength(value)}\r\n${value}\r\n`
+}
+
 /** The command and SHA of an EVALSHA frame, which EVAL replaces with its own name and the script. */
-const EVALSHA_HEAD = /\$7\r\nEVALSHA\r\n\$40\r\n[0-9a-f]{40}/
+const EVALSHA_HEAD = /\$7\r\nEVALSHA\r\n\$40\r\n[0-9a-f]{40}\r\n/
 
 /**
  * Calls held back at most. While Redis stalls, one write is unanswered and
@@ -168,13 +173,8 @@ export class ScriptLane {
   /** EVALSHA; EVAL instead, once, if Redis no longer has the script (restarted, or SCRIPT FLUSH). */
   evalsha (sha: string, lua: string, numKeys: number, keysAndArgs: Array<string | number>): Promise<unknown> {
     const prefix = this.settings.keyPrefix
-    const n = String(numKeys)
-    let tail = `$${n.length}\r\n${n}\r\n`
-    for (let i = 0; i < keysAndArgs.length; i++) {
-      const arg = i < numKeys ? prefix + keysAndArgs[i] : String(keysAndArgs[i])
-      tail += `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`
-    }
-    const frame = `*${keysAndArgs.length + 3}\r\n$7\r\nEVALSHA\r\n$40\r\n${sha}\r\n${tail}`
+    let frame = `*${keysAndArgs.length + 3}\r\n${bulk('EVALSHA')}${bulk(sha)}${bulk(String(numKeys))}`
+    for (let i = 0; i < keysAndArgs.length; i++) frame += bulk(i < numKeys ? prefix + keysAndArgs[i] : String(keysAndArgs[i]))
     return new Promise((resolve, reject) => {
       if (this.socket === null) return reject(new Error('script lane is not connected'))
       if (this.queued >= MAX_HELD_CALLS) return reject(new Error(`script lane holds ${MAX_HELD_CALLS} calls already: Redis does not answer`))
@@ -192,7 +192,7 @@ export class ScriptLane {
   /** A command other than a script call (the handshake's). */
   private send (parts: string[]): Promise<unknown> {
     let frame = `*${parts.length}\r\n`
-    for (const part of parts) frame += `$${Buffer.byteLength(part)}\r\n${part}\r\n`
+    for (const part of parts) frame += bulk(part)
     return new Promise((resolve, reject) => { this.enqueue(frame, resolve, reject, null) })
   }
 
@@ -223,7 +223,7 @@ export class ScriptLane {
     if (ok) return (w[at] as Settle)(value)
     const lua = w[at + 3] as string | null
     if (lua !== null && (value as string).startsWith('NOSCRIPT')) {
-      const frame = (w[at + 2] as string).replace(EVALSHA_HEAD, () => `$4\r\nEVAL\r\n$${Buffer.byteLength(lua)}\r\n${lua}`)
+      const frame = (w[at + 2] as string).replace(EVALSHA_HEAD, () => bulk('EVAL') + bulk(lua))
       return this.enqueue(frame, w[at] as Settle, w[at + 1] as Settle, null)
     }
     (w[at + 1] as Settle)(new Error(value as string))

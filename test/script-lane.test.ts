@@ -14,7 +14,7 @@ import { MAX_HELD_CALLS, ReplyReader, ScriptLane, laneSettingsOf } from '../lib/
 import type { LaneSettings } from '../lib/script-lane.js'
 import tokenLifecycle from '../plugins/token-lifecycle/index.js'
 import type { TokenLifecycleOptions } from '../plugins/token-lifecycle/index.js'
-import { REDIS_URL, TEST_SECRET, bearer, pluginApp, recordCommands, uniquePrefix } from './helpers/app.js'
+import { REDIS_URL, TEST_SECRET, bearer, pluginApp, recordCommands, recordLaneCalls, uniquePrefix } from './helpers/app.js'
 import { freePort, startRedisServer } from './helpers/redis-server.js'
 import { sleep } from './helpers/client.js'
 
@@ -112,13 +112,8 @@ t.test('the plugin checks requests over the lane; ends and changes written throu
   const lane = app.tokens.scriptLane!
   t.ok(lane.ready, 'ready once the app is')
   const { tokens } = await app.tokens.openSession({ userId: 'u1' })
-  const shared: string[] = []
-  const viaLane: string[] = []
-  const original = app.redis.sendCommand
-  app.redis.sendCommand = function (this: unknown, command) { shared.push(command.name); return original.call(this, command) } as typeof original
-  t.teardown(() => { app.redis.sendCommand = original })
-  const evalsha = lane.evalsha
-  lane.evalsha = function (this: ScriptLane, ...args: Parameters<ScriptLane['evalsha']>) { viaLane.push(args[0]); return evalsha.apply(this, args) }
+  const shared = recordCommands(t, app.redis)
+  const viaLane = recordLaneCalls(t, lane)
 
   const get = async () => await app.inject({ url: '/p', headers: bearer(tokens.access_token) })
   t.equal((await get()).statusCode, 200)

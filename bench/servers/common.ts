@@ -9,6 +9,8 @@ import type { FastifyInstance } from 'fastify'
 export const BENCH_SECRET = process.env.BENCH_JWT_SECRET ?? 'bench-secret-bench-secret-bench-secret-0123'
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? ''
 export const POOL_SIZE = Number(process.env.BENCH_POOL ?? 1000)
+/** Access token lifetime (s) in every variant: the pool's tokens must outlive the whole run (a slow machine's run took over 5 minutes). */
+export const TOKEN_TTL_S = 3600
 
 /** The body every read variant answers, so every variant serialises the same thing. */
 export function meBody (userId: string, sessionId: string, roles: unknown) {

@@ -8,12 +8,12 @@ import fastifyJwt from '@fastify/jwt'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
-import { BENCH_SECRET, inBatches, meBody, POOL_SIZE, REDIS_URL, serve } from './common.js'
+import { BENCH_SECRET, inBatches, meBody, POOL_SIZE, REDIS_URL, serve, TOKEN_TTL_S } from './common.js'
 
 const redis = new Redis(REDIS_URL)
 const app = Fastify({ logger: false })
 app.addHook('onClose', async () => { await redis.quit() })
-await app.register(fastifyJwt, { secret: BENCH_SECRET, sign: { algorithm: 'HS256', expiresIn: 3600 }, verify: { algorithms: ['HS256'] } })
+await app.register(fastifyJwt, { secret: BENCH_SECRET, sign: { algorithm: 'HS256', expiresIn: TOKEN_TTL_S }, verify: { algorithms: ['HS256'] } })
 
 interface Claims { sub: string, sid: string, jti: string, cv: number, roles: string[] }
 

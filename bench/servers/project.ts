@@ -10,7 +10,7 @@
  */
 import { buildApp } from '../../example-server/app.js'
 import { configFromEnv } from '../../example-server/config.js'
-import { BENCH_SECRET, inBatches, POOL_SIZE, REDIS_URL, serve } from './common.js'
+import { BENCH_SECRET, inBatches, POOL_SIZE, REDIS_URL, serve, TOKEN_TTL_S } from './common.js'
 
 const variant = process.argv[2] ?? 'me'
 const config = {
@@ -20,8 +20,7 @@ const config = {
     // Own sessions per process: with SSO 'single', two processes sharing a prefix would replace each other's.
     AUTH_KEY_PREFIX: `b${variant}${process.env.AUTH_LOCAL_CACHE === 'on' ? '-cache' : ''}`,
     AUTH_SSO: 'single',
-    // The pool's tokens must outlive the whole run (a slow machine's run took over 5 minutes).
-    AUTH_ACCESS_TTL: '3600',
+    AUTH_ACCESS_TTL: String(TOKEN_TTL_S),
     // Rate limits are a feature, not what is measured here.
     AUTH_LOGIN_RATE_MAX: '1000000000',
     AUTH_REFRESH_RATE_MAX: '1000000000',

@@ -7,10 +7,10 @@
 import fastifyJwt from '@fastify/jwt'
 import Fastify from 'fastify'
 import { randomBytes } from 'node:crypto'
-import { BENCH_SECRET, meBody, POOL_SIZE, serve } from './common.js'
+import { BENCH_SECRET, meBody, POOL_SIZE, serve, TOKEN_TTL_S } from './common.js'
 
 const app = Fastify({ logger: false })
-await app.register(fastifyJwt, { secret: BENCH_SECRET, sign: { algorithm: 'HS256', expiresIn: 3600 }, verify: { algorithms: ['HS256'], ...(process.argv[2] === 'cache' ? { cache: 10_000 } : {}) } })
+await app.register(fastifyJwt, { secret: BENCH_SECRET, sign: { algorithm: 'HS256', expiresIn: TOKEN_TTL_S }, verify: { algorithms: ['HS256'], ...(process.argv[2] === 'cache' ? { cache: 10_000 } : {}) } })
 app.get('/api/me', {
   onRequest: async (request) => { await request.jwtVerify() }
 }, async (request) => {

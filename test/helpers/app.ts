@@ -118,13 +118,17 @@ export function recordCommands (t: Test, target: unknown, skip: string[] = []): 
   }
   t.teardown(() => { client.sendCommand = original })
   const lane = app.tokens?.scriptLane
-  if (lane) {
-    const evalsha = lane.evalsha
-    lane.evalsha = function (this: ScriptLane, ...args: Parameters<ScriptLane['evalsha']>) {
-      sent.push('evalsha')
-      return evalsha.apply(this, args)
-    }
-    t.teardown(() => { lane.evalsha = evalsha })
+  if (lane) recordLaneCalls(t, lane, sent)
+  return sent
+}
+
+/** Records each script call the lane sends, as 'evalsha', into `sent`. */
+export function recordLaneCalls (t: Test, lane: ScriptLane, sent: string[] = []): string[] {
+  const evalsha = lane.evalsha
+  lane.evalsha = function (this: ScriptLane, ...args: Parameters<ScriptLane['evalsha']>) {
+    sent.push('evalsha')
+    return evalsha.apply(this, args)
   }
+  t.teardown(() => { lane.evalsha = evalsha })
   return sent
 }
