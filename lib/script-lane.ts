@@ -213,6 +213,13 @@ export class ScriptLane {
   private settle (ok: boolean, value: string | number): void {
     const w = this.waiting
     const at = this.head
+    const resolve = w[at] as Settle
+    const reject = w[at + 1] as Settle
+    const frame = w[at + 2] as string
+    const lua = w[at + 3] as string | null
+    // Emptied now rather than when the prefix is dropped: settled calls kept
+    // until then outlived young-generation GCs and were promoted.
+    w[at] = w[at + 1] = w[at + 2] = w[at + 3] = null
     this.head += SLOTS
     this.unanswered--
     // Drop the settled prefix now and then, not on every reply.
@@ -220,13 +227,11 @@ export class ScriptLane {
       this.waiting = w.slice(this.head)
       this.head = 0
     }
-    if (ok) return (w[at] as Settle)(value)
-    const lua = w[at + 3] as string | null
+    if (ok) return resolve(value)
     if (lua !== null && (value as string).startsWith('NOSCRIPT')) {
-      const frame = (w[at + 2] as string).replace(EVALSHA_HEAD, () => bulk('EVAL') + bulk(lua))
-      return this.enqueue(frame, w[at] as Settle, w[at + 1] as Settle, null)
+      return this.enqueue(frame.replace(EVALSHA_HEAD, () => bulk('EVAL') + bulk(lua)), resolve, reject, null)
     }
-    (w[at + 1] as Settle)(new Error(value as string))
+    reject(new Error(value as string))
   }
 
   private open (): void {

@@ -17,6 +17,7 @@ import type { TokenLifecycleOptions } from '../plugins/token-lifecycle/index.js'
 import { REDIS_URL, TEST_SECRET, bearer, pluginApp, recordCommands, recordLaneCalls, uniquePrefix } from './helpers/app.js'
 import { freePort, startRedisServer } from './helpers/redis-server.js'
 import { sleep } from './helpers/client.js'
+import { countCollected } from './helpers/gc.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
@@ -211,6 +212,24 @@ t.test('NOSCRIPT (Redis restarted or SCRIPT FLUSH): the call is sent again as EV
   await t.rejects(lane.evalsha('0'.repeat(40), 'return redis.call("NOPE")', 0, []), /Unknown Redis command|ERR/, 'a script error is the error')
   await t.rejects(lane.evalsha(sha, lua, 1, ['k', 'not a number']), /ERR/, 'a failing script rejects, the lane stays up')
   t.ok(lane.ready)
+})
+
+t.test('a settled call keeps nothing alive in the lane (no promotion of request state to the old generation)', async (t) => {
+  const { lane } = await laneFor(t)
+  // Fewer calls than the lane lets pile up before it drops the settled front
+  // of its queue; made in a frame of their own, so that only the lane could
+  // still hold one.
+  const settle = async (count: number) => {
+    const refs: Array<WeakRef<object>> = []
+    for (let i = 0; i < count; i++) {
+      const call = lane.evalsha('2'.repeat(40), 'return 1', 0, [])
+      refs.push(new WeakRef(call))
+      t.equal(await call, 1)
+    }
+    return refs
+  }
+  const refs = await settle(50)
+  t.equal(await countCollected(refs), refs.length, 'every settled call could be collected')
 })
 
 t.test('a reply the lane does not read drops the connection: the call fails, the lane comes back', async (t) => {

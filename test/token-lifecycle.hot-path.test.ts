@@ -5,6 +5,7 @@ import { TokenReplayedError } from '../lib/errors.js'
 import type { RedisClient } from '../lib/redis.js'
 import { createStoreGuard } from '../lib/redis.js'
 import { bearer, cleanupPrefix, exampleApp, login, me, testConfig } from './helpers/app.js'
+import { countCollected } from './helpers/gc.js'
 
 t.test('a revoked session fails on its next request although its token verified (and was cached) before', async (t) => {
   const app = await exampleApp(t, { sso: 'off' })
@@ -115,6 +116,24 @@ t.test('store guard: fails only the calls past their deadline', async (t) => {
   const inTime = guard(() => later('fresh', 30))
   await t.rejects(stalled, { code: 'AUTH_STORE_UNAVAILABLE' })
   t.equal(await inTime, 'fresh')
+})
+
+t.test('store guard: a settled call keeps nothing alive while others are in flight', async (t) => {
+  // A stalled call at the front keeps the guard's queue (and its sweeper) going.
+  const stalled = t.rejects(guard(never), { code: 'AUTH_STORE_UNAVAILABLE' })
+  // Made in a frame of their own, so that only the guard could still hold one.
+  const settle = async (count: number) => {
+    const refs: Array<WeakRef<object>> = []
+    for (let i = 0; i < count; i++) {
+      const answer = { i }
+      refs.push(new WeakRef(answer))
+      t.equal(await guard(async () => answer), answer)
+    }
+    return refs
+  }
+  const refs = await settle(50)
+  t.equal(await countCollected(refs), refs.length, 'every answer could be collected')
+  await stalled
 })
 
 t.test('store guard: fails at once when the client is not connected', async (t) => {
