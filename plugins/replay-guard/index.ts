@@ -81,28 +81,29 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
    */
   function onVerify (request: FastifyRequest, reply: FastifyReply, payload: AccessTokenPayload, plan: VerifyPlan): void | Promise<void> {
     const scope = guardScope(request)
-    const spendToken = () => {
-      if (scope === null) return
-      // Remembered for as long as the token could still verify anywhere.
-      spend(plan, keys.once(payload.sub, GUARD_SCOPE + scope, payload.jti), payload.exp * 1000 + toleranceMs - clock(), replayed)
-    }
-    if (dpop === null) return spendToken()
+    if (dpop === null) return spendToken(plan, payload, scope)
     const jkt = boundJkt(payload)
     const proof = request.headers.dpop
     if (proof === undefined) {
       // A bound token, the DPoP scheme or required mode all need a proof (RFC 9449 section 7).
       if (jkt !== undefined || plan.scheme === 'dpop' || dpop.required) throw dpopInvalid()
-      return spendToken()
+      return spendToken(plan, payload, scope)
     }
     // A bound token may not be downgraded to the Bearer scheme (RFC 9449 section 7.2).
     if (jkt !== undefined && plan.scheme !== 'dpop') throw dpopInvalid()
     if (jkt === undefined && dpop.required) throw dpopInvalid()
-    return checkProof(dpop, request, proof, jkt, payload, plan, spendToken)
+    return checkProof(dpop, request, proof, jkt, payload, plan, scope)
+  }
+
+  /** On a guarded route (scope not null): the token's jti, remembered for as long as the token could still verify anywhere. */
+  function spendToken (plan: VerifyPlan, payload: AccessTokenPayload, scope: string | null): void {
+    if (scope === null) return
+    spend(plan, keys.once(payload.sub, GUARD_SCOPE + scope, payload.jti), payload.exp * 1000 + toleranceMs - clock(), replayed)
   }
 
   async function checkProof (
     opts: Readonly<ResolvedDpopOptions>, request: FastifyRequest, proof: unknown, jkt: string | undefined,
-    payload: AccessTokenPayload, plan: VerifyPlan, spendToken: () => void
+    payload: AccessTokenPayload, plan: VerifyPlan, scope: string | null
   ): Promise<void> {
     const now = clock()
     let verified: VerifiedProof
@@ -114,7 +115,7 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
     }
     // The proof first: a replayed request reports its replayed proof.
     spend(plan, keys.once(payload.sub, PROOF_SCOPE, `${verified.jkt}.${verified.jti}`), verified.iat * 1000 + opts.iatWindowMs - now + 1, dpopInvalid)
-    spendToken()
+    spendToken(plan, payload, scope)
   }
 
   /**

@@ -7,8 +7,7 @@ import {
 import type { AccessTokenPayload, AuthContext, VerifyPlan } from '../../lib/types.js'
 import { VerifyStatus } from './scripts.js'
 import type { TokenService } from './service.js'
-
-export type Verifier = (token: string) => unknown
+import type { Verifier } from './verify-cache.js'
 
 export interface PresentedToken {
   scheme: 'bearer' | 'dpop'
@@ -35,6 +34,12 @@ function isPayload (p: Record<string, unknown>): p is AccessTokenPayload {
     typeof p.sid === 'string' && p.sid !== '' &&
     typeof p.jti === 'string' && p.jti !== '' &&
     Number.isInteger(p.cv) && typeof p.exp === 'number'
+}
+
+/** Whether an extension accepts this request's token only once (a loop: no closure per request). */
+function isOneTime (checks: ReadonlyArray<(request: FastifyRequest) => boolean>, request: FastifyRequest): boolean {
+  for (const oneTime of checks) if (oneTime(request)) return true
+  return false
 }
 
 const SESSION_ERRORS: Record<number, () => AuthError> = {
@@ -74,7 +79,7 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
     if (presented === undefined) throw bearerChallenge(new TokenMissingError(), false)
     const token = presented.token
     let payload: Record<string, unknown>
-    const verify = oneTimeChecks.length !== 0 && oneTimeChecks.some((oneTime) => oneTime(request)) ? verifyUncached : verifyCached
+    const verify = isOneTime(oneTimeChecks, request) ? verifyUncached : verifyCached
     try {
       payload = verify(token) as Record<string, unknown>
     } catch (err) {

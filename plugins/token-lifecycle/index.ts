@@ -8,6 +8,7 @@ import { createStoreGuard, resolveRedis } from '../../lib/redis.js'
 import { ScriptLane, laneSettingsOf } from '../../lib/script-lane.js'
 import type { AuthContext } from '../../lib/types.js'
 import { createAuthenticate } from './authenticate.js'
+import { cachedVerifier } from './verify-cache.js'
 import { LocalCache } from './local-cache.js'
 import type { TokenLifecycleOptions } from './options.js'
 import { checkOptions } from './options.js'
@@ -18,13 +19,7 @@ export const PLUGIN_NAME = 'fastify-jwt-sessions/token-lifecycle'
 /** Claims every access token must carry; anything without them is not ours. */
 const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'exp', 'cv']
 
-/**
- * Verified tokens fast-jwt remembers (LRU, keyed by a SHA-256 of the whole
- * token, signature included). A hit skips the signature check and the JSON
- * parse, never the `exp` check (fast-jwt bounds each entry by the token's
- * `exp` plus the clock tolerance), and never the Redis check: a revoked
- * session still fails on its next request. Failures are not cached.
- */
+/** Verified tokens remembered (verify-cache.ts): a hit skips the signature check, never the Redis check. */
 const VERIFY_CACHE_SIZE = 10_000
 
 const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify, opts) => {
@@ -51,11 +46,11 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
   // The hot path calls fast-jwt's verifier directly, with the same options as
   // `fastify.jwt[namespace].verify`: @fastify/jwt would merge its options into
   // new objects on every call.
-  const verifyToken = createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: VERIFY_CACHE_SIZE })
-  // For tokens a route accepts only once (replay-guard): caching them could
+  const verifyOnce = createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: false })
+  // Tokens a route accepts only once (replay-guard) skip the cache: they could
   // only ever miss, and measured, filling the cache with them cost more than
   // the verify itself.
-  const verifyOnce = createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: false })
+  const verifyToken = cachedVerifier(verifyOnce, VERIFY_CACHE_SIZE, jwt.clockToleranceMs)
 
   // The hot path's own connection, beside the shared client (lib/script-lane.ts says why).
   const laneSettings = options.verifyConnection === 'dedicated' ? laneSettingsOf(redis) : null
