@@ -65,8 +65,8 @@ const variants: Variant[] = [
   { name: 'naive', label: 'naive (verify + 3 awaited Redis calls)', script: 'naive.ts', argv: [], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'project', label: 'this project (session + SSO + claims)', script: 'project.ts', argv: ['me'], method: 'GET', path: '/api/me', credential: 'token' },
   { name: 'project-cache', label: 'this project, local cache on', script: 'project.ts', argv: ['me'], method: 'GET', path: '/api/me', credential: 'token', env: { AUTH_LOCAL_CACHE: 'on' } },
-  { name: 'replay', label: 'this project + replay guard', script: 'project.ts', argv: ['replay'], method: 'POST', path: '/api/transfer', credential: 'token', oneTime: true, maxRate: 12_000 },
-  { name: 'refresh', label: 'refresh rotation (POST)', script: 'refresh.ts', argv: [], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true, maxRate: 5_000 },
+  { name: 'replay', label: 'this project + replay guard', script: 'project.ts', argv: ['replay'], method: 'POST', path: '/api/transfer', credential: 'token', oneTime: true, maxRate: 24_000 },
+  { name: 'refresh', label: 'refresh rotation (POST)', script: 'refresh.ts', argv: [], method: 'POST', path: '/auth/refresh', credential: 'refresh', oneTime: true, maxRate: 9_000 },
   { name: 'login', label: 'login (POST)', script: 'project.ts', argv: ['login'], method: 'POST', path: '/auth/login', credential: 'body' }
 ]
 

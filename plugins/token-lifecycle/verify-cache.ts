@@ -10,9 +10,12 @@ export type Verifier = (token: string) => unknown
  * and a hit cost 4.3 µs, against 0.85 µs keyed by the token itself (a
  * micro-benchmark of 300,000 hits). fast-jwt rightly warns about any other
  * key it is given: a key two tokens can share is an identity bypass. The token
- * itself is a key no two tokens share. Holding raw access tokens in memory
- * tells a reader of the process's memory nothing new: the signing key is there
- * too.
+ * itself is a key no two tokens share. What it costs: the process holds up to
+ * `size` recent access tokens as they came. To a reader of its memory that is
+ * nothing new where it can sign (HS256, or with a private key): the key is
+ * there too. A verify-only instance (public key only) gives away tokens that
+ * live until their `exp` (minutes) and only while their session does, as its
+ * request buffers would anyway.
  *
  * An entry is served until the token's `exp` plus the clock tolerance, as the
  * verifier itself would have accepted it. At most `size` entries; past that the
