@@ -99,12 +99,27 @@ async function startRedis (): Promise<{ port: number, url: string }> {
   throw new Error('bench: redis-server did not start')
 }
 
+/**
+ * The servers run as compiled JavaScript, as users run the package: through
+ * tsx, esbuild's `keepNames` wraps every closure of our TypeScript (and only
+ * ours: the dependencies are JavaScript already) in a `__name` call, which
+ * profiles put at about 1% of the project's server. One `tsc` of the whole
+ * tree into bench/out/build (git-ignored), where Node still finds
+ * node_modules and the package's `"type": "module"` by walking up.
+ */
+const BUILD = join(here, 'out', 'build')
+function compile (): void {
+  execSync(`npx tsc -p tsconfig.json --outDir ${JSON.stringify(BUILD)} --declaration false --sourceMap false`, { cwd: join(here, '..'), stdio: 'inherit' })
+}
+/** A bench script's compiled path: `servers/project.ts` -> bench/out/build/bench/servers/project.js. */
+const compiled = (script: string) => join(BUILD, 'bench', script.replace(/\.ts$/, '.js'))
+
 interface Running { variant: Variant, child: ChildProcess, ready: ServerReady, cursor: number, exhausted: boolean }
 
 async function startServer (v: Variant, redisUrl: string): Promise<Running> {
   // Warm-up, the timed runs, the fixed-rate runs and the probe, with 10% room.
-  const oneTimePool = QUICK ? 20_000 : Math.ceil(((2 + ROUNDS * DURATION) * (v.maxRate ?? 0) + LATENCY_PASSES * RATE_DURATION * FIXED_RATE + 200) * 1.1)
-  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'servers', v.script), ...v.argv], {
+  const oneTimePool = Math.ceil(((2 + ROUNDS * DURATION) * (v.maxRate ?? 0) + LATENCY_PASSES * RATE_DURATION * FIXED_RATE + 200) * 1.1)
+  const child = spawn(process.execPath, [compiled(join('servers', v.script)), ...v.argv], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_REDIS_URL: redisUrl, BENCH_POOL: String(POOL), BENCH_POOL_FOR_ONE_TIME: String(oneTimePool), ...v.env }
   })
@@ -261,7 +276,7 @@ const median = (xs: number[]) => {
  * fields), one-time keys spent through the per-request VERIFY script.
  */
 async function measureMemory (redisUrl: string, count: number): Promise<{ perSession: number, perJti: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'memory.ts'), String(count)], {
+  const child = spawn(process.execPath, [compiled('memory.ts'), String(count)], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, BENCH_REDIS_URL: redisUrl }
   })
@@ -281,6 +296,7 @@ function machine (): string {
 
 async function main (): Promise<void> {
   const started = new Date()
+  compile()
   const redis = await startRedis()
   const admin = new Redis(redis.url)
 
@@ -360,7 +376,7 @@ async function main (): Promise<void> {
 - Date: ${started.toISOString()}
 - Machine: ${machine()}
 - Command: \`${cmd}\`
-- Method: one Redis (\`--save "" --appendonly no\`), each server in its own process, load from autocannon in the runner process; all three share the machine's cores. ${ROUNDS} round(s), back to back, variants interleaved round-robin (each round starts one variant further along): ${DURATION} s at ${CONNECTIONS} connections each (req/s, CPU, commands), so the variants a ratio compares are measured seconds apart; then ${LATENCY_PASSES} pass(es) of ${RATE_DURATION} s per variant at a fixed ${FIXED_RATE} req/s (latency: median over passes). req/s: median over rounds; ratios: median over rounds of the ratio measured within each round (this run only).
+- Method: one Redis (\`--save "" --appendonly no\`), each server in its own process (compiled with tsc, run as JavaScript), load from autocannon in the runner process; all three share the machine's cores. ${ROUNDS} round(s), back to back, variants interleaved round-robin (each round starts one variant further along): ${DURATION} s at ${CONNECTIONS} connections each (req/s, CPU, commands), so the variants a ratio compares are measured seconds apart; then ${LATENCY_PASSES} pass(es) of ${RATE_DURATION} s per variant at a fixed ${FIXED_RATE} req/s (latency: median over passes). req/s: median over rounds; ratios: median over rounds of the ratio measured within each round (this run only).
 - Baselines: "stateless" is @fastify/jwt as its README shows it (\`request.jwtVerify()\`, default options); "verify cache on" adds fast-jwt's verified-token cache (10,000 entries, the size of this project's own cache of verified tokens), the fairest stateless ceiling: its column compares with it.
 - Credentials: each read variant rotates over ${POOL} tokens of ${POOL} distinct users (sessions opened through the real login path); one-time variants get one fresh credential per request.
 - Round trips: Redis calls the app awaited per request, counted with MONITOR over 200 sequential requests (a call from a client connection counts, the script lane's included; a call inside a Lua script does not, nor the local cache's once-a-second heartbeat PUBLISH). Commands: \`total_commands_processed\` delta over the timed runs / requests (script-internal commands included).
