@@ -12,10 +12,10 @@ import { defineScript } from './redis.js'
  *
  * Why not the shared ioredis client: measured with callgrind (32 calls in
  * flight, the VERIFY script), one call through auto-pipelined ioredis, as the
- * example server runs it, cost the app 61-70k instructions; through this lane,
- * 11-14k (`npm run bench:client-cost`). On a two-core machine, where the app,
- * Redis and the load share the cores, that difference was most of what
- * separated a session check from a stateless JWT verify.
+ * example server runs it, cost the app 71-76k instructions; through this lane,
+ * 1.3k (`npm run bench:client-cost`, 2026-11-30). On a two-core machine, where
+ * the app, Redis and the load share the cores, that difference was most of
+ * what separated a session check from a stateless JWT verify.
  *
  * It is deliberately small: it sends EVALSHA (EVAL once after NOSCRIPT) and
  * reads the integer or error the scripts answer, nothing else. Calls of one
