@@ -216,7 +216,14 @@ function processCpuMicros (pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10_000
 }
 
-interface Sample { codes: string, serverCpu: number, redisCpu: number, rps: number, requests: number, non2xx: number, errors: number, commands: number }
+interface Sample { codes: string, serverCpu: number, gcPause: number, redisCpu: number, rps: number, requests: number, non2xx: number, errors: number, commands: number }
+
+/** The server's garbage-collection pauses so far (ms), as it reports them (servers/common.ts). */
+async function gcPausedMs (r: Running): Promise<number> {
+  const answer = once(r.child, 'message') as Promise<[{ gcMs: number }]>
+  r.child.send('gc')
+  return (await answer)[0].gcMs
+}
 interface Latency { codes: string, p50: number, p99: number, failed: number }
 
 /** Which statuses, when some were not 2xx: the first thing to know when a run fails. */
@@ -227,6 +234,7 @@ function failedCodes (result: autocannon.Result): string {
 
 async function measure (r: Running, admin: Redis): Promise<Sample> {
   const before = await redisStats(admin)
+  const gcBefore = await gcPausedMs(r)
   const cpuBefore = processCpuMicros(r.child.pid!)
   const result = await autocannon({
     url: `http://127.0.0.1:${r.ready.port}`,
@@ -236,6 +244,7 @@ async function measure (r: Running, admin: Redis): Promise<Sample> {
   })
   const after = await redisStats(admin)
   const serverCpu = processCpuMicros(r.child.pid!) - cpuBefore
+  const gcPause = await gcPausedMs(r) - gcBefore
   const redisCpu = ((after.used_cpu_sys + after.used_cpu_user) - (before.used_cpu_sys + before.used_cpu_user)) * 1e6
   // The admin client's own INFO calls are not the app's.
   const commands = (after.total_commands_processed - before.total_commands_processed) - ((after['cmd.info'] ?? 0) - (before['cmd.info'] ?? 0))
@@ -243,6 +252,7 @@ async function measure (r: Running, admin: Redis): Promise<Sample> {
   return {
     codes: failedCodes(result),
     serverCpu: serverCpu / requests,
+    gcPause: gcPause * 1000 / requests,
     redisCpu: redisCpu / requests,
     rps: result.requests.average,
     requests: result.requests.total,
@@ -329,7 +339,7 @@ async function main (): Promise<void> {
     for (const r of order) {
       const s = await measure(r, admin)
       samples.get(r.variant.name)!.push(s)
-      console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, non-2xx ${s.non2xx + s.errors}${s.codes ? ` (${s.codes})` : ''}, ${s.commands.toFixed(2)} cmds/req, server ${s.serverCpu.toFixed(0)} µs + Redis ${s.redisCpu.toFixed(0)} µs CPU/req`)
+      console.log(`round ${round} ${r.variant.name.padEnd(9)} ${Math.round(s.rps)} req/s, non-2xx ${s.non2xx + s.errors}${s.codes ? ` (${s.codes})` : ''}, ${s.commands.toFixed(2)} cmds/req, server ${s.serverCpu.toFixed(0)} µs (GC ${s.gcPause.toFixed(1)}) + Redis ${s.redisCpu.toFixed(0)} µs CPU/req`)
     }
   }
   const latencies = new Map<string, Latency[]>(running.map((r) => [r.variant.name, []]))
@@ -353,21 +363,21 @@ async function main (): Promise<void> {
     ? median(samples.get(name)!.map((s, i) => s.rps / samples.get(baseline)![i].rps)).toFixed(2)
     : 'n/a'
   const rows: string[] = [
-    '| variant | req/s (median) | x stateless | x stateless, cache on | x naive | p50 / p99 ms at ' + FIXED_RATE + ' req/s | non-2xx | server CPU µs / req | Redis CPU µs / req | Redis round trips / req | Redis commands / req (incl. in scripts) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+    '| variant | req/s (median) | x stateless | x stateless, cache on | x naive | p50 / p99 ms at ' + FIXED_RATE + ' req/s | non-2xx | server CPU µs / req | of which GC pauses µs / req | Redis CPU µs / req | Redis round trips / req | Redis commands / req (incl. in scripts) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
   ]
   let failed = false
   for (const v of variants) {
     const skip = skipped.find(([s]) => s === v)
     if (!skip && !samples.has(v.name)) continue
-    if (skip) { rows.push(`| ${v.label} | skipped: ${skip[1]} | | | | | | | | | |`); continue }
+    if (skip) { rows.push(`| ${v.label} | skipped: ${skip[1]} | | | | | | | | | | |`); continue }
     const all = samples.get(v.name)!
     const probe = probes.get(v.name)!
     const non2xx = all.reduce((n, s) => n + s.non2xx + s.errors, 0) + latencies.get(v.name)!.reduce((n, l) => n + l.failed, 0) + probe.non2xx
     if (non2xx > 0) failed = true
     if (running.find((x) => x.variant === v)!.exhausted) console.error(`bench: ${v.name} ran out of one-time credentials (raise maxRate)`)
     const rps = med(v.name, 'rps')
-    rows.push(`| ${v.label} | ${Math.round(rps)} | ${ratio(v.name, 'stateless')} | ${ratio(v.name, 'stateless-cache')} | ${ratio(v.name, 'naive')} | ${latency(v.name, 'p50')} / ${latency(v.name, 'p99')} | ${non2xx} | ${med(v.name, 'serverCpu').toFixed(0)} | ${med(v.name, 'redisCpu').toFixed(0)} | ${probe.roundTrips.toFixed(2)} | ${med(v.name, 'commands').toFixed(2)} (${(probe.roundTrips + probe.inner).toFixed(2)} by MONITOR) |`)
+    rows.push(`| ${v.label} | ${Math.round(rps)} | ${ratio(v.name, 'stateless')} | ${ratio(v.name, 'stateless-cache')} | ${ratio(v.name, 'naive')} | ${latency(v.name, 'p50')} / ${latency(v.name, 'p99')} | ${non2xx} | ${med(v.name, 'serverCpu').toFixed(0)} | ${med(v.name, 'gcPause').toFixed(1)} | ${med(v.name, 'redisCpu').toFixed(0)} | ${probe.roundTrips.toFixed(2)} | ${med(v.name, 'commands').toFixed(2)} (${(probe.roundTrips + probe.inner).toFixed(2)} by MONITOR) |`)
   }
   const table = rows.join('\n')
   const cmd = `npm run bench${args.length ? ' -- ' + args.join(' ') : ''}`
@@ -380,6 +390,7 @@ async function main (): Promise<void> {
 - Baselines: "stateless" is @fastify/jwt as its README shows it (\`request.jwtVerify()\`, default options); "verify cache on" adds fast-jwt's verified-token cache (10,000 entries, the size of this project's own cache of verified tokens), the fairest stateless ceiling: its column compares with it.
 - Credentials: each read variant rotates over ${POOL} tokens of ${POOL} distinct users (sessions opened through the real login path); one-time variants get one fresh credential per request.
 - Round trips: Redis calls the app awaited per request, counted with MONITOR over 200 sequential requests (a call from a client connection counts, the script lane's included; a call inside a Lua script does not, nor the local cache's once-a-second heartbeat PUBLISH). Commands: \`total_commands_processed\` delta over the timed runs / requests (script-internal commands included).
+- GC pauses: main-thread time the server spent in garbage collection during the timed runs (its PerformanceObserver 'gc' entries), per request: state a request leaves behind shows here first.
 
 ${table}
 

@@ -5,6 +5,7 @@
  * go over IPC only: never to a log.
  */
 import type { FastifyInstance } from 'fastify'
+import { PerformanceObserver } from 'node:perf_hooks'
 
 export const BENCH_SECRET = process.env.BENCH_JWT_SECRET ?? 'bench-secret-bench-secret-bench-secret-0123'
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? ''
@@ -34,10 +35,25 @@ export async function serve (app: FastifyInstance | null, makePool: () => Promis
     pool = await makePool()
   }
   const ready: ServerReady = { port, pool, skip }
+  reportGcPauses()
   process.send!(ready)
   const stop = () => { (app ? app.close() : Promise.resolve()).then(() => process.exit(0), () => process.exit(1)) }
   process.on('disconnect', stop)
   process.on('SIGTERM', stop)
+}
+
+/**
+ * Main-thread time spent in garbage collection so far (ms), answered over IPC
+ * when the runner sends 'gc': request state that outlives its request shows
+ * up here (young-generation collections that copy and promote it) long before
+ * it shows in req/s.
+ */
+function reportGcPauses (): void {
+  let pausedMs = 0
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) pausedMs += entry.duration
+  }).observe({ entryTypes: ['gc'] })
+  process.on('message', (message) => { if (message === 'gc') process.send!({ gcMs: pausedMs }) })
 }
 
 /** Runs `fn` over `count` items with at most `width` in flight. */
