@@ -105,7 +105,8 @@ export function createStoreGuard (client: RedisClient, timeoutMs: number, log: F
       queue[head] = null
       call.fail(new Error(`no answer within ${timeoutMs} ms`))
     }
-    // Drop the settled front once a tick (a few thousand slots at most).
+    // Drop the settled front once a tick: what stays starts at the oldest call
+    // still in flight, a few milliseconds of calls unless one is stalled.
     queue = queue.slice(head)
     base += head
     if (queue.length === 0) {
