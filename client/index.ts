@@ -148,6 +148,8 @@ async function errorCode (response: Response): Promise<string | null> {
 }
 
 const ABSOLUTE = /^[a-z][a-z\d+.-]*:/i
+/** Stands for the page's origin where there is no page (Node with `baseUrl: ''`): any other origin is foreign. */
+const SAME_ORIGIN = 'http://same-origin.invalid/'
 
 export interface AuthClient {
   /** Signs in; throws an AuthClientError when the server refuses. */
@@ -176,6 +178,10 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
     return value * 1000
   }
   const baseUrl = options.baseUrl.replace(/\/+$/, '')
+  const page = globalThis as { document?: { baseURI?: string }, location?: { href?: string } }
+  // Relative URLs resolve against the page's base, as fetch resolves them.
+  const pageBase = baseUrl !== '' ? baseUrl : page.document?.baseURI ?? page.location?.href
+  const apiOrigin = new URL(baseUrl !== '' ? baseUrl : page.location?.href ?? SAME_ORIGIN).origin
   const refreshBefore = seconds('refreshBeforeSeconds', 30)
   const jitterMax = seconds('jitterSeconds', 5)
   const storage = options.storage ?? memoryStorage()
@@ -197,11 +203,20 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
     const f = options.fetch ?? globalThis.fetch
     return f(url, init)
   }
-  const urlOf = (path: string) => ABSOLUTE.test(path) ? path : `${baseUrl}${path.startsWith('/') ? '' : '/'}${path}`
-  // A token goes only to the server it came from, never to a third party's absolute URL.
-  // A protocol-relative `//host/...` (with `baseUrl: ''`) is another server too.
-  const ours = (url: string) => !url.startsWith('//') &&
-    (!ABSOLUTE.test(url) || url === baseUrl || url.startsWith(`${baseUrl}/`) || url.startsWith(`${baseUrl}?`))
+  const joined = (path: string) => ABSOLUTE.test(path) ? path : `${baseUrl}${path.startsWith('/') ? '' : '/'}${path}`
+  /**
+   * A token goes only to the API's origin. The URL is resolved as fetch will
+   * resolve it (WHATWG parsing: `\\` counts as `/`, tabs and newlines are
+   * dropped, so `/\evil.example` or `/\t/evil` name another host) and its
+   * origin compared; prefix checks on the string cannot see that.
+   */
+  const urlOf = (path: string): string => {
+    const url = joined(path)
+    const resolved = new URL(url, pageBase ?? SAME_ORIGIN)
+    if (resolved.origin !== apiOrigin) throw new AuthClientError(`fetch: ${resolved.origin} is not the API's origin; nothing was sent`, 0, null)
+    // Without a page (Node, baseUrl ''), the placeholder base must not leak into the request.
+    return pageBase === undefined && baseUrl === '' ? url : resolved.href
+  }
 
   function emit<E extends EventName> (event: E, payload: AuthClientEvents[E]): void {
     for (const listener of [...(listeners.get(event) ?? [])]) {
@@ -380,7 +395,6 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
 
   async function authFetch (path: string, init?: RequestInit): Promise<Response> {
     const url = urlOf(path)
-    if (!ours(url)) return await doFetch(url, init ?? {})
     const tokens = await current()
     const response = await send(url, init, tokens)
     const verdict = await verdictOf(response, tokens)

@@ -49,23 +49,57 @@ t.test('a token never goes to another server; absolute URLs under baseUrl get it
   await client.login({ username: 'alice', password: 'alice-pass' })
   seen.length = 0
   const elsewhere = `${baseUrl.replace('127.0.0.1', 'localhost')}/api/me`
-  t.equal((await client.fetch(elsewhere)).status, 401)
+  await t.rejects(client.fetch(elsewhere), { name: 'AuthClientError', message: /is not the API's origin; nothing was sent/ })
   t.equal((await client.fetch(`${baseUrl}/api/me`)).status, 200)
   t.equal((await client.fetch(`${baseUrl}?x=1`)).status, 200, 'the demo page')
   t.equal((await client.fetch(baseUrl)).status, 200)
-  t.same(seen.map((h) => h?.startsWith('Bearer ') ?? null), [null, true, true, true])
+  t.equal((await client.fetch('/api/me')).status, 200)
+  t.equal((await client.fetch('/\\evil.example/x')).status, 404, 'a backslash after baseUrl is a path on our server')
+  t.same(seen.map((h) => h?.startsWith('Bearer ') ?? null), [true, true, true, true, true], 'nothing went to the other server')
+})
 
-  // same-origin client (a page): a protocol-relative URL is another server
+const pair = () => ({ access_token: 'a', refresh_token: 'r', session_id: 's', expires_at: Date.now() + 60_000, obtained_at: Date.now() })
+const FOREIGN = ['//evil.example/steal', '/\\evil.example/x', '\\\\evil', '/\t/evil', '/\n/evil', '\\/evil', 'https://evil.example/x', 'HTTP://127.0.0.1.evil/x', 'javascript:alert(1)', 'data:text/plain,x']
+
+t.test('same-origin client (baseUrl \'\'): paths a browser reads as another host are refused, nothing sent', async (t) => {
   const urls: string[] = []
   const page = createAuthClient({
     baseUrl: '',
-    storage: { get: () => ({ access_token: 'a', refresh_token: 'r', session_id: 's', expires_at: Date.now() + 60_000, obtained_at: Date.now() }), set () {}, remove () {} },
+    storage: { get: pair, set () {}, remove () {} },
     fetch: async (url, init) => { urls.push(`${String(url)} ${new Headers(init?.headers).has('authorization')}`); return new Response('{}') }
   })
-  await page.fetch('//evil.example/steal')
+  for (const path of FOREIGN) await t.rejects(page.fetch(path), { name: 'AuthClientError', status: 0 }, JSON.stringify(path))
+  t.same(urls, [], 'no request at all, so no Authorization header')
   await page.fetch('/api/me')
   await page.fetch('api/me')
-  t.same(urls, ['//evil.example/steal false', '/api/me true', '/api/me true'])
+  await page.fetch('/api/me?q=//evil.example')
+  t.same(urls, ['/api/me true', '/api/me true', '/api/me?q=//evil.example true'], 'ordinary relative paths still work')
+})
+
+t.test('in a page, relative paths resolve against the page and only its origin gets the token', async (t) => {
+  const g = globalThis as { document?: unknown, location?: unknown }
+  g.location = { href: 'https://app.example/shop/cart' }
+  g.document = { baseURI: 'https://app.example/shop/' }
+  t.teardown(() => { delete g.location; delete g.document })
+  const urls: string[] = []
+  const page = createAuthClient({
+    baseUrl: '',
+    broadcast: false,
+    storage: { get: pair, set () {}, remove () {} },
+    fetch: async (url, init) => { urls.push(`${String(url)} ${new Headers(init?.headers).has('authorization')}`); return new Response('{}') }
+  })
+  for (const path of FOREIGN) await t.rejects(page.fetch(path), { name: 'AuthClientError' }, JSON.stringify(path))
+  await page.fetch('/api/me')
+  await page.fetch('api/me')
+  await page.fetch('https://app.example/x')
+  t.same(urls, ['https://app.example/api/me true', 'https://app.example/api/me true', 'https://app.example/x true'])
+  // a page without a document (a worker): its location is the base
+  delete g.document
+  urls.length = 0
+  const worker = createAuthClient({ baseUrl: '', storage: { get: pair, set () {}, remove () {} }, fetch: async (url) => { urls.push(String(url)); return new Response('{}') } })
+  await worker.fetch('/api/me')
+  await t.rejects(worker.fetch('/\\evil.example/x'))
+  t.same(urls, ['https://app.example/api/me'])
 })
 
 t.test('a refused login throws an AuthClientError with the status and code', async (t) => {
