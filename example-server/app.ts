@@ -102,6 +102,7 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
   await app.register(authRoutes, {
     prefix: '/auth',
     loginConfig: app.refreshRotation.loginRouteConfig,
+    passwordConfig: app.refreshRotation.passwordRouteConfig,
     async verifyCredentials (username, password) {
       const user = users.get(username)
       if (!user || !samePassword(password, user.password)) return null

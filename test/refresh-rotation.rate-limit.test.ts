@@ -61,6 +61,7 @@ t.test('login attempts per username and client address are limited: 429 with Ret
 t.test('without rate limits nothing is counted', async (t) => {
   const { app, keyPrefix } = await customApp(t, { refresh: { refreshRateLimit: false, loginRateLimit: false } })
   t.same(app.refreshRotation.loginRouteConfig, {})
+  t.same(app.refreshRotation.passwordRouteConfig, {})
   for (let i = 0; i < 15; i++) t.equal((await refresh(app, 'garbage')).statusCode, 401)
   t.equal((await scanPrefix(keyPrefix)).length, 0)
 })
@@ -71,4 +72,25 @@ t.test('login limit alone, or refresh limit alone', async (t) => {
   const refreshOnly = await customApp(t, { refresh: { loginRateLimit: false } })
   t.same(refreshOnly.app.refreshRotation.loginRouteConfig, {})
   for (let i = 0; i < 12; i++) t.equal((await refreshOnly.app.inject({ method: 'POST', url: '/auth/login', payload: { username: 'bob', password: 'x' } })).statusCode, 401)
+})
+
+t.test('password-change attempts per user and client address are limited, wrong passwords included: 429', async (t) => {
+  const app = await exampleApp(t, { loginRateMax: 2, loginRateWindow: 60 })
+  const alice = await login(app, 'alice')
+  const change = (token: string, current: string) => app.inject({
+    method: 'POST', url: '/auth/password', headers: { authorization: `Bearer ${token}` }, payload: { current_password: current, new_password: 'new-password-1' }
+  })
+  for (let i = 0; i < 2; i++) t.equal((await change(alice.access_token, `guess-${i}`)).json().code, 'AUTH_INVALID_CREDENTIALS', `guess ${i}`)
+  // The limit is spent: even the right password is refused now.
+  const limited = await change(alice.access_token, 'alice-pass')
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.json().code, 'AUTH_RATE_LIMITED')
+  t.ok(Number(limited.headers['retry-after']) > 0)
+  // Another user from the same address is counted apart.
+  const bob = await login(app, 'bob')
+  t.equal((await change(bob.access_token, 'bob-pass')).statusCode, 204)
+  // The user id is kept out of Redis keys (a digest instead).
+  const keys = (await scanPrefix(app.tokens.keys.prefix)).filter((k) => k.key.includes('password:'))
+  t.equal(keys.length, 2)
+  for (const k of keys) t.notOk(k.key.includes('alice') || k.key.includes('bob'), k.key)
 })

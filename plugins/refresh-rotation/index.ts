@@ -37,6 +37,12 @@ export interface RefreshRotationService {
   refresh (request: FastifyRequest, refreshToken: string): Promise<TokenPair>
   /** Route config for the login route (`authRoutes`' `loginConfig`): the login rate limit. */
   readonly loginRouteConfig: FastifyContextConfig
+  /**
+   * Route config for the password-change route (`authRoutes`' `passwordConfig`):
+   * the login limit, per user and client address, so a stolen access token is
+   * no unlimited oracle for the current password.
+   */
+  readonly passwordRouteConfig: FastifyContextConfig
 }
 
 const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fastify, opts) => {
@@ -63,6 +69,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
   const { refreshRate, loginRate } = options
   let limitRefresh = async (_request: FastifyRequest, _sessionId: string | null): Promise<void> => {}
   let loginRouteConfig: FastifyContextConfig = {}
+  let passwordRouteConfig: FastifyContextConfig = {}
   if (refreshRate || loginRate) {
     if (fastify.hasDecorator('createRateLimit')) {
       throw new Error(`${PLUGIN_NAME}: @fastify/rate-limit is already registered; register it after this plugin, or set refreshRateLimit and loginRateLimit to false`)
@@ -83,6 +90,16 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
           // After validation, so the username is there; a digest keeps it out of Redis keys.
           hook: 'preHandler',
           keyGenerator: (request) => `login:${digest(String((request.body as { username: string }).username)).toString('base64url')}:${request.ip}`
+        }
+      }
+      passwordRouteConfig = {
+        rateLimit: {
+          max: loginRate.max,
+          timeWindow: loginRate.windowMs,
+          // After authentication, so the user is known; every attempt counts,
+          // a wrong current password included.
+          hook: 'preHandler',
+          keyGenerator: (request) => `password:${digest(request.auth!.userId).toString('base64url')}:${request.ip}`
         }
       }
     }
@@ -184,7 +201,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     }
   }
 
-  const service: RefreshRotationService = { refresh, loginRouteConfig }
+  const service: RefreshRotationService = { refresh, loginRouteConfig, passwordRouteConfig }
   fastify.decorate('refreshRotation', service)
 
   if (options.route) {

@@ -21,6 +21,8 @@ export interface AuthRoutesOptions {
   changePassword?: (userId: string, currentPassword: string, newPassword: string, request: FastifyRequest) => Promise<boolean>
   /** Extra route config for `POST /login` (for example `{ rateLimit: {...} }`). */
   loginConfig?: FastifyContextConfig
+  /** Extra route config for `POST /password` (refresh-rotation's `passwordRouteConfig`: the login rate limit). */
+  passwordConfig?: FastifyContextConfig
 }
 
 const Str = (maxLength: number, minLength = 0) => Type.String({ minLength, maxLength })
@@ -98,7 +100,7 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
 
   const changePassword = opts.changePassword
   if (changePassword) {
-    fastify.post('/password', { onRequest: authenticate, schema: { body: PasswordBody } }, async (request, reply) => {
+    fastify.post('/password', { onRequest: authenticate, schema: { body: PasswordBody }, config: opts.passwordConfig ?? {} }, async (request, reply) => {
       const { userId } = request.auth!
       const changed = await changePassword(userId, request.body.current_password, request.body.new_password, request)
       if (!changed) throw new WrongPasswordError()
