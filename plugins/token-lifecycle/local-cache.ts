@@ -21,7 +21,8 @@ const noop = (): void => {}
  * session's absolute or idle deadline (VERIFY returns it).
  *
  * Invalidation: every script that ends a session or bumps its claims version
- * PUBLISHes the user's tag on `<prefix>:inv` (INVALIDATE_LUA); a duplicate
+ * PUBLISHes the user's tag on `<prefix>:inv` (INVALIDATE_LUA; both carry the
+ * client's own keyPrefix, if any, in front); a duplicate
  * connection subscribes and drops that user's entries. Each instance also
  * publishes an empty heartbeat there every `heartbeatMs`.
  *
@@ -48,7 +49,13 @@ export class LocalCache {
   private readonly heartbeat: NodeJS.Timeout
 
   constructor (redis: RedisClient, prefix: string, options: Readonly<ResolvedLocalCacheOptions>) {
-    this.channel = `${prefix}:inv`
+    // ioredis adds the client's keyPrefix to the keys of a script call, not to
+    // the channel of PUBLISH or SUBSCRIBE: the scripts derive channel and tag
+    // from the prefixed key, so listen on the prefixed channel (heartbeats go
+    // there too, or they would prove a channel no invalidation uses) and strip
+    // the prefix from tags, which the hot path builds without it.
+    const clientPrefix = redis.options.keyPrefix ?? ''
+    this.channel = `${clientPrefix}${prefix}:inv`
     this.maxEntries = options.maxEntries
     this.staleAfterMs = 2 * options.heartbeatMs
     const beat = (): void => {
@@ -71,7 +78,7 @@ export class LocalCache {
     })
     sub.on('message', (_channel: string, message: string) => {
       this.lastMessage = performance.now()
-      if (message !== '') this.drop(message)
+      if (message !== '') this.drop(message.slice(clientPrefix.length))
     })
     this.heartbeat = setInterval(beat, options.heartbeatMs)
     this.heartbeat.unref()
