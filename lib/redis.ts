@@ -24,7 +24,7 @@ export function resolveRedis (fastify: FastifyInstance, opts: RedisSourceOptions
 }
 
 export interface ScriptDefinition {
-  /** Readable name; the registered command name adds a digest of the source. */
+  /** Readable name, for people reading the code and the logs. */
   name: string
   lua: string
 }
@@ -32,19 +32,26 @@ export interface ScriptDefinition {
 export type ScriptCall = (numKeys: number, ...keysAndArgs: Array<string | number | Buffer>) => Promise<unknown>
 
 /**
- * Registers a Lua script once per client with `defineCommand` (EVALSHA with an
- * EVAL fallback, cached by ioredis). The command name carries a digest of the
- * source, so two versions of this package sharing one client never call each
- * other's script by mistake, and registering twice is a no-op.
+ * A call of a Lua script on the shared client: EVALSHA, and EVAL once when
+ * Redis answers NOSCRIPT (restarted empty, SCRIPT FLUSH, a new Cluster node).
+ *
+ * Why not ioredis's `defineCommand`: with `enableAutoPipelining` on a
+ * Cluster, ioredis picks a command's auto-pipeline by its first key, and for
+ * a defined command (a name it does not know) it takes the first argument,
+ * which is `numKeys`. Every script with one key then shared one pipeline
+ * whatever node its key lives on, and a refresh (two rate-limit counters and
+ * the rotation in one event-loop turn) failed with "All keys in the pipeline
+ * should belong to the same slots allocation group" (redis/ioredis#2109).
+ * EVALSHA and EVAL are commands ioredis knows: it finds their keys, groups
+ * them by node, and adds its key prefix to them.
  */
 export function defineScript (client: RedisClient, script: ScriptDefinition): ScriptCall {
-  const sha = createHash('sha1').update(script.lua).digest('hex').slice(0, 10)
-  const command = `fjs_${script.name}_${sha}`
-  const target = client as unknown as Record<string, ScriptCall | undefined>
-  if (typeof target[command] !== 'function') {
-    client.defineCommand(command, { lua: script.lua })
+  const sha = createHash('sha1').update(script.lua).digest('hex')
+  const onNoScript = (numKeys: number, keysAndArgs: Array<string | number | Buffer>) => (err: unknown) => {
+    if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return client.eval(script.lua, numKeys, ...keysAndArgs)
+    throw err
   }
-  return target[command]!.bind(client)
+  return (numKeys, ...keysAndArgs) => client.evalsha(sha, numKeys, ...keysAndArgs).catch(onNoScript(numKeys, keysAndArgs))
 }
 
 interface PendingCall {
