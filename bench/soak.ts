@@ -41,7 +41,8 @@ const REDIS_URL = process.env.SOAK_REDIS_URL || 'redis://127.0.0.1:6379'
 const prefix = `soak:${randomBytes(4).toString('hex')}`
 const users = [...demoUsers()].map(([name, user]) => [name, user.password] as const)
 
-const redis = new Redis(REDIS_URL)
+// Fail fast on a wrong URL rather than retry forever.
+const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 })
 const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? '?'
 const server = await startExampleServer({
   REDIS_URL,
