@@ -64,8 +64,8 @@ interface PendingCall {
 
 /**
  * Every store call goes through here: a request must never wait on a slow or
- * absent Redis for long, nor be let through because of one. A client that is
- * not connected fails at once (no offline queue piling up behind it); a call
+ * absent Redis for long, nor be let through because of one. A call whose
+ * connection is not ready fails at once (no offline queue piling up behind it); a call
  * without an answer after `timeoutMs` fails with 503 AUTH_STORE_UNAVAILABLE.
  *
  * The hot path pays for one Promise and one small record per call: instead of
@@ -122,8 +122,14 @@ export function createStoreGuard (client: RedisClient, timeoutMs: number, log: F
     }
   }
 
-  return function guard<T> (run: () => Promise<T>): Promise<T> {
-    if (client.status !== 'ready') return Promise.reject(unavailable(`client is ${client.status}`))
+  /**
+   * `lane`: the script lane, for a call made through `lane.bind` (it goes over
+   * the lane while that is ready, else over the client). Such a call needs
+   * either connection, not both: after an outage the lane may be back before
+   * the client's next reconnection attempt.
+   */
+  return function guard<T> (run: () => Promise<T>, lane: { readonly ready: boolean } | null = null): Promise<T> {
+    if (client.status !== 'ready' && !(lane !== null && lane.ready)) return Promise.reject(unavailable(`client is ${client.status}`))
     return new Promise<T>((resolve, reject) => {
       const call: PendingCall = {
         deadline: performance.now() + timeoutMs,

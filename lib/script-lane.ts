@@ -116,8 +116,13 @@ const EVALSHA_HEAD = /\$7\r\nEVALSHA\r\n\$40\r\n[0-9a-f]{40}\r\n/
  */
 export const MAX_HELD_CALLS = 50_000
 
-/** Longest wait between two reconnection attempts. */
-const MAX_BACKOFF_MS = 2000
+/**
+ * Longest wait between two reconnection attempts: once Redis is back, the
+ * checks it carries are back within half a second (issue #13), whatever the
+ * shared client's back-off. An attempt at a Redis that is down costs a
+ * refused connection.
+ */
+const MAX_BACKOFF_MS = 500
 /** Slots per waiting call: resolve, reject, its frame, and for a script call the script (an EVAL after NOSCRIPT). */
 const SLOTS = 4
 

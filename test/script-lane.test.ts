@@ -1,6 +1,6 @@
 import fastifyRedis from '@fastify/redis'
 import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { Cluster, Redis } from 'ioredis'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
@@ -62,8 +62,8 @@ async function requirePassword (t: Test, password: string) {
 }
 
 /** An app with token-lifecycle on a given client and one protected route. */
-async function appOn (t: Test, client: Redis, options: Partial<TokenLifecycleOptions> = {}): Promise<FastifyInstance> {
-  const app = Fastify()
+async function appOn (t: Test, client: Redis, options: Partial<TokenLifecycleOptions> = {}, fastifyOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify(fastifyOptions)
   const keyPrefix = uniquePrefix('lane')
   await app.register(tokenLifecycle, { jwt: { secret: TEST_SECRET }, keyPrefix, redis: client, ...options })
   app.get('/p', { onRequest: app.authenticate }, async (request) => ({ user: request.auth!.userId }))
@@ -278,6 +278,48 @@ t.test('Redis killed: calls in flight fail (503 through the plugin), the shared 
   t.teardown(() => { restarted.kill('SIGKILL') })
   await until(() => lane.ready && client.status === 'ready', 'the lane and the client to reconnect', 8000)
   t.equal((await get()).json().code, 'AUTH_SESSION_REVOKED', 'a restarted Redis without the data knows no session')
+})
+
+t.test('Redis back after an outage: the lane carries session checks within a second, before the shared client is back; shared-client calls still wait for it', async (t) => {
+  const server = await startRedisServer(t)
+  // A shared client that, once it lost Redis, waits a minute before trying again.
+  const client = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 60_000 })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  await once(client, 'ready')
+  // The lane logs each refused connection attempt (at debug level): Redis
+  // comes back just after the fifth, when the lane's back-off is at its longest.
+  let refused = 0
+  let fifthRefused!: () => void
+  const fifth = new Promise<void>((resolve) => { fifthRefused = resolve })
+  const stream = {
+    write (line: string) {
+      const { msg, reason } = JSON.parse(line) as { msg: string, reason?: string }
+      if (msg === 'fastify-jwt-sessions: script lane error' && /ECONNREFUSED/.test(reason ?? '') && ++refused === 5) fifthRefused()
+    }
+  }
+  const app = await appOn(t, client, {}, { logger: { level: 'debug', stream } })
+  const lane = app.tokens.scriptLane!
+  const { tokens } = await app.tokens.openSession({ userId: 'u1' })
+  const get = async () => await app.inject({ url: '/p', headers: bearer(tokens.access_token) })
+  t.equal((await get()).statusCode, 200)
+
+  server.kill()
+  await fifth
+  t.equal((await get()).json().code, 'AUTH_STORE_UNAVAILABLE', 'fails closed while Redis is away')
+  await server.restart()
+  const answered = performance.now()
+  let res = await get()
+  while (res.statusCode === 503 && performance.now() < answered + 5000) {
+    await sleep(5)
+    res = await get()
+  }
+  const elapsed = Math.round(performance.now() - answered)
+  t.equal(res.json().code, 'AUTH_SESSION_REVOKED', 'checked again: a restarted Redis without the data knows no session')
+  t.ok(elapsed < 1000, `checked ${elapsed} ms after Redis answered PING`)
+  t.ok(lane.ready, 'through the lane')
+  t.equal(client.status, 'reconnecting', 'while the shared client is still away')
+  await t.rejects(app.tokens.openSession({ userId: 'u1' }), { code: 'AUTH_STORE_UNAVAILABLE' }, 'a login needs the shared client')
 })
 
 t.test('a server that accepts and never answers: the handshake times out, and the lane keeps trying', async (t) => {

@@ -1,4 +1,7 @@
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
 import t from 'tap'
+import { redisClientOptions } from '../example-server/app.js'
 import { exampleApp, login, me } from './helpers/app.js'
 import { startRedisServer } from './helpers/redis-server.js'
 
@@ -52,3 +55,42 @@ t.test('a stalled Redis answers 503 within about a second', async (t) => {
   }
   t.equal(res.statusCode, 200)
 })
+
+/** The issue's bound (#13): logins work again within a second of Redis answering. */
+const RECOVERY_BOUND_MS = 1000
+
+t.test('after an outage, a login works within a second of Redis answering again (the example server\'s client options)', async (t) => {
+  const redis = await startRedisServer(t)
+  const app = await exampleApp(t, { redisUrl: redis.url })
+  t.equal((app.redis as Redis).options.retryStrategy, redisClientOptions.retryStrategy, 'the example server\'s client options')
+  await login(app, 'alice')
+
+  // The longest wait a client can have: Redis away until the client's back-off
+  // stopped growing (three equal waits: its longest), and back just after an
+  // attempt failed. A back-off already past the bound needs no longer outage.
+  const delays: number[] = []
+  app.redis.on('reconnecting', (ms: number) => delays.push(ms))
+  const flat = () => delays.length >= 3 && delays.at(-1) === delays.at(-2) && delays.at(-2) === delays.at(-3)
+  redis.kill()
+  for (let waits = 0; !flat() && !(delays.at(-1)! >= RECOVERY_BOUND_MS); waits++) {
+    if (waits === 60) throw new Error(`the client's back-off neither levelled off nor passed the bound: ${delays.join(', ')} ms`)
+    // Not events.once: it would reject on the client's 'error' events.
+    await new Promise((resolve) => app.redis.once('reconnecting', resolve))
+  }
+  await redis.restart()
+  const answered = performance.now()
+
+  const deadline = answered + 10_000
+  let res = await tryLogin(app)
+  while (res.statusCode === 503 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    res = await tryLogin(app)
+  }
+  const elapsed = Math.round(performance.now() - answered)
+  t.equal(res.statusCode, 200, 'logins work again')
+  t.ok(elapsed < RECOVERY_BOUND_MS, `a login worked ${elapsed} ms after Redis answered PING (client waits ${delays.join(', ')} ms)`)
+})
+
+async function tryLogin (app: FastifyInstance) {
+  return await app.inject({ method: 'POST', url: '/auth/login', payload: { username: 'alice', password: 'alice-pass' } })
+}

@@ -67,7 +67,7 @@ function deepFreeze (value: object): void {
  * the claims current. Usable as `onRequest` or `preHandler`.
  */
 export function createAuthenticate (service: TokenService, verifyCached: Verifier, verifyUncached: Verifier) {
-  const { keys, options, guard, verifyExtensions, oneTimeChecks, verifyScript } = service
+  const { keys, options, guard, verifyExtensions, oneTimeChecks, verifyScript, scriptLane } = service
   // Script arguments that never change, stringified once rather than per call.
   const touchMs = String(options.touchMs)
   const idleMs = String(options.idleMs)
@@ -121,7 +121,7 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
       : verifyScript(
         1 + once.onceKeys.length, sessionsKey, ...once.onceKeys,
         payload.sid, now, payload.cv, touchMs, idleMs, retentionMs, ...once.onceTtls
-      )) as number
+      ), scriptLane) as number
     if (status > VerifyStatus.ok) {
       const make = status >= VerifyStatus.onceSpentBase
         ? once!.onceErrors[status - VerifyStatus.onceSpentBase]

@@ -1,5 +1,6 @@
 import { spawn, execFile } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -21,7 +22,7 @@ export async function freePort (): Promise<number> {
   })
 }
 
-async function waitForPing (port: number, extra: (r: Redis) => Promise<boolean> = async () => true): Promise<void> {
+async function waitForPing (port: number, extra: (r: Redis) => Promise<boolean> = async () => true, intervalMs = 50): Promise<void> {
   const deadline = Date.now() + 10_000
   while (Date.now() < deadline) {
     const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
@@ -34,7 +35,7 @@ async function waitForPing (port: number, extra: (r: Redis) => Promise<boolean> 
     } finally {
       client.disconnect()
     }
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, intervalMs))
   }
   throw new Error(`redis-server on port ${port} did not come up`)
 }
@@ -42,9 +43,15 @@ async function waitForPing (port: number, extra: (r: Redis) => Promise<boolean> 
 export interface RedisProcess {
   port: number
   url: string
-  process: ChildProcess
+  /** The running redis-server (a new one after each restart). */
+  readonly process: ChildProcess
   /** SIGKILL: the server is gone, connections drop. */
   kill (): void
+  /**
+   * Kills the server if it still runs and starts a new, empty one on the same
+   * port: resolves as soon as it answers PING (polled every 10 ms).
+   */
+  restart (): Promise<void>
   /** SIGSTOP / SIGCONT: the server is there but does not answer (a stalled Redis). */
   pause (): void
   resume (): void
@@ -54,7 +61,8 @@ export interface RedisProcess {
 export async function startRedisServer (t: Test, args: string[] = []): Promise<RedisProcess> {
   const port = await freePort()
   const dir = mkdtempSync(join(tmpdir(), 'fjs-redis-'))
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' })
+  const start = () => spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...args], { stdio: 'ignore' })
+  let child = start()
   t.teardown(() => {
     child.kill('SIGCONT')
     child.kill('SIGKILL')
@@ -64,10 +72,20 @@ export async function startRedisServer (t: Test, args: string[] = []): Promise<R
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
-    process: child,
+    get process () { return child },
     kill: () => { child.kill('SIGKILL') },
     pause: () => { child.kill('SIGSTOP') },
-    resume: () => { child.kill('SIGCONT') }
+    resume: () => { child.kill('SIGCONT') },
+    async restart () {
+      // The port is free again once the old process is gone.
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = once(child, 'exit')
+        child.kill('SIGKILL')
+        await exited
+      }
+      child = start()
+      await waitForPing(port, undefined, 10)
+    }
   }
 }
 
