@@ -9,6 +9,12 @@ import { RECORD_LUA, WALK_LUA } from '../../lib/session-record.js'
  * A session's expiry: min(last seen + idle timeout, absolute deadline +
  * retention), where the retention keeps a session past its absolute deadline
  * just long enough to answer AUTH_SESSION_EXPIRED instead of "unknown".
+ *
+ * VERIFY with one-time keys, and OPEN, take the store guard's `writeBy`
+ * (LATE_LUA): a call answered 503 must not spend a key or open a session when
+ * a stalled Redis runs it later. The scripts that end sessions or stale
+ * claims take none: run late, they still do what was asked, the safe side of
+ * a revocation, and a retry of them changes nothing more.
  */
 
 /**
