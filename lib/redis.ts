@@ -54,6 +54,23 @@ export function defineScript (client: RedisClient, script: ScriptDefinition): Sc
   return (numKeys, ...keysAndArgs) => client.evalsha(sha, numKeys, ...keysAndArgs).catch(onNoScript(numKeys, keysAndArgs))
 }
 
+/**
+ * Lua prelude of the scripts that must not take effect once the store guard
+ * has given up on them (createStoreGuard): `late(writeBy)` answers an error
+ * reply when Redis's clock is past `writeBy` (epoch ms), else nothing. Called
+ * before any write, it makes a call that reached Redis too late change
+ * nothing; the guard, or the lane, turns the error into 503 like any other.
+ * TIME in a script is allowed on Redis 7, which replicates a script's
+ * effects, not the script.
+ */
+export const LATE_LUA = `
+local function late (writeBy)
+  local t = redis.call('TIME')
+  local by = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(writeBy)
+  if by > 0 then return redis.error_reply('FJS_LATE reached Redis ' .. by .. ' ms after its deadline') end
+end
+`
+
 interface PendingCall {
   /** performance.now() past which the call counts as failed. */
   deadline: number
@@ -67,6 +84,23 @@ interface PendingCall {
  * absent Redis for long, nor be let through because of one. A call whose
  * connection is not ready fails at once (no offline queue piling up behind it); a call
  * without an answer after `timeoutMs` fails with 503 AUTH_STORE_UNAVAILABLE.
+ *
+ * Failing a call cannot take it back: its command may sit in a socket buffer
+ * (or the script lane) and run once a stalled Redis answers again. So `run`
+ * gets `writeBy`, the epoch ms after which its script must change nothing
+ * (LATE_LUA): a client told 503 for a one-time token, a login or a refresh
+ * may retry it, and finds the token unspent, no session opened, nothing
+ * rotated. `writeBy` comes a quarter of the budget (at most 100 ms) before
+ * the guard gives up, so that an answer sent just in time has that long to
+ * come back; an answer delayed longer than that (a stalled network, or an
+ * app's event loop) can still be one whose call took effect.
+ * It compares this host's clock (Date.now(), not an injected clock) with
+ * Redis's TIME: hosts are assumed NTP-synced, as JWT `exp` across instances
+ * already assumes (Redis cannot know when a frame was sent, so a relative
+ * budget would not do). A Redis clock behind by less than the margin costs
+ * nothing; behind by more, a late call may take effect that much after its
+ * 503; ahead, calls are refused early, every one of them once the skew
+ * passes the budget, which the log shows as "FJS_LATE".
  *
  * The hot path pays for one Promise and one small record per call: instead of
  * a timer per call (a Promise.race, a setTimeout and a clearTimeout each
@@ -122,13 +156,16 @@ export function createStoreGuard (client: RedisClient, timeoutMs: number, log: F
     }
   }
 
+  /** How long before the guard gives up a call's script stops taking effect (see above). */
+  const answerMarginMs = tickMs
+
   /**
    * `lane`: the script lane, for a call made through `lane.bind` (it goes over
    * the lane while that is ready, else over the client). Such a call needs
    * either connection, not both: after an outage the lane may be back before
    * the client's next reconnection attempt.
    */
-  return function guard<T> (run: () => Promise<T>, lane: { readonly ready: boolean } | null = null): Promise<T> {
+  return function guard<T> (run: (writeBy: number) => Promise<T>, lane: { readonly ready: boolean } | null = null): Promise<T> {
     if (client.status !== 'ready' && !(lane !== null && lane.ready)) return Promise.reject(unavailable(`client is ${client.status}`))
     return new Promise<T>((resolve, reject) => {
       const call: PendingCall = {
@@ -143,7 +180,7 @@ export function createStoreGuard (client: RedisClient, timeoutMs: number, log: F
       // Whichever settles first wins: the answer (still queued) or the sweeper (took it).
       let answer: Promise<T>
       try {
-        answer = run()
+        answer = run(Date.now() + timeoutMs - answerMarginMs)
       } catch (err) {
         take(call)
         return call.fail(err)

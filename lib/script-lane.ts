@@ -112,7 +112,9 @@ const EVALSHA_HEAD = /\$7\r\nEVALSHA\r\n\$40\r\n[0-9a-f]{40}\r\n/
  * Calls held back at most. While Redis stalls, one write is unanswered and
  * every later call waits in the lane; past this many (about 7 MB of frames),
  * calls fail at once (503) instead of piling up. The store guard has failed
- * the waiting ones already.
+ * the waiting ones already; they are still written once Redis answers again,
+ * and a call that spends one-time keys then changes nothing (its `writeBy`
+ * has passed, see createStoreGuard).
  */
 export const MAX_HELD_CALLS = 50_000
 

@@ -131,7 +131,8 @@ export interface IssueContext extends OnceKeys {
   readonly response: Record<string, unknown>
   /** Set by the DPoP extension when the request carried a valid proof: its key's thumbprint. */
   proofJkt?: string
-  // OnceKeys: spent first by the issuing script (login's OPEN, refresh's ROTATE), whatever it answers.
+  // OnceKeys: spent first by the issuing script (login's OPEN, refresh's ROTATE), whatever it answers
+  // (unless it reached Redis after the store guard gave up: then nothing is spent).
 }
 
 /**

@@ -89,6 +89,14 @@ t.test('store guard: passes answers through', async (t) => {
   t.equal(await guard(async () => 'answer'), 'answer')
 })
 
+t.test('store guard: gives the call its writeBy, the epoch ms a quarter of the budget before it gives up', async (t) => {
+  const before = Date.now()
+  const writeBy = await guard(async (writeBy) => writeBy)
+  const after = Date.now()
+  // Budget 40 ms: the scripts stop taking effect 10 ms before the guard answers 503.
+  t.ok(writeBy >= before + 30 && writeBy <= after + 30, `writeBy ${writeBy - before} ms after the call`)
+})
+
 t.test('store guard: turns a failed call into 503 AUTH_STORE_UNAVAILABLE, logging only the message', async (t) => {
   logged.length = 0
   const err = new Error('connection reset') as Error & { command?: unknown }

@@ -158,10 +158,10 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     // The successor is derived, not stored: every caller within the grace
     // window computes the same one; Redis learns only its digest.
     const next = codec.successor(token)
-    const [status, claimsVersion, absoluteDeadline] = await guard(() => rotate(
+    const [status, claimsVersion, absoluteDeadline] = await guard((writeBy) => rotate(
       1 + ctx.onceKeys.length, keys.sessions(userId), ...ctx.onceKeys, sessionId,
       now, token.generation, token.digest, next.digest, options.graceMs,
-      core.idleMs, core.retentionMs, ctx.proofJkt ?? '', ...ctx.onceTtls
+      core.idleMs, core.retentionMs, ctx.proofJkt ?? '', writeBy, ...ctx.onceTtls
     )) as number[]
     if (status >= VerifyStatus.onceSpentBase) throw ctx.onceErrors[status - VerifyStatus.onceSpentBase]()
 

@@ -1,4 +1,5 @@
 import type { ScriptDefinition } from '../../lib/redis.js'
+import { LATE_LUA } from '../../lib/redis.js'
 import { WALK_LUA } from '../../lib/session-record.js'
 import { INVALIDATE_LUA, SPEND_LUA } from '../token-lifecycle/scripts.js'
 
@@ -49,6 +50,7 @@ export const RotateStatus = {
  *
  * KEYS[1]  the user's sessions hash
  * KEYS[2..n] one-time keys to spend first (DPoP proof ids), whatever the answer
+ *            (unless the call is late: ARGV[10])
  * ARGV[1]  session id
  * ARGV[2]  now (ms)
  * ARGV[3]  generation of the presented token
@@ -58,15 +60,22 @@ export const RotateStatus = {
  * ARGV[7]  idle timeout (ms)
  * ARGV[8]  retention after the absolute deadline (ms)
  * ARGV[9]  thumbprint of the DPoP key the request proved, or ''
- * ARGV[10..] the one-time keys' TTLs (ms), in KEYS order
+ * ARGV[10] the store guard's `writeBy` (epoch ms, LATE_LUA): past it nothing
+ *          is done, and the answer is an error (503). A rotation that ran
+ *          after its 503 would record its old `now`, and the client's retry
+ *          with the token it still holds could land past the grace window:
+ *          reuse, the session ended.
+ * ARGV[11..] the one-time keys' TTLs (ms), in KEYS order
  * Returns { RotateStatus, claims version, absolute deadline } (the last two when 0 or 1),
  * or { VerifyStatus.onceSpentBase + i } when the i-th one-time key was already spent.
  * On reuse, PUBLISHes the invalidation of the user's cached sessions (INVALIDATE_LUA).
  */
 export const ROTATE: ScriptDefinition = {
   name: 'refresh_rotate',
-  lua: WALK_LUA + INVALIDATE_LUA + SPEND_LUA + `
-local spent = spend(8)
+  lua: WALK_LUA + INVALIDATE_LUA + SPEND_LUA + LATE_LUA + `
+local refused = late(ARGV[10])
+if refused then return refused end
+local spent = spend(9)
 if spent then return { spent } end
 local sid = ARGV[1]
 local f = redis.call('HMGET', KEYS[1], sid, sid .. ':r', sid .. ':k')

@@ -116,11 +116,12 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
       epoch = cache.epoch
     }
     // Without one-time keys (most routes), a call of fixed arity: no arrays to spread.
-    const status = await guard(() => once === undefined
+    // Only a call that spends keys carries `writeBy`: one answered 503 must leave them unspent.
+    const status = await guard((writeBy) => once === undefined
       ? verifyScript(1, sessionsKey, payload.sid, now, payload.cv, touchMs, idleMs, retentionMs)
       : verifyScript(
         1 + once.onceKeys.length, sessionsKey, ...once.onceKeys,
-        payload.sid, now, payload.cv, touchMs, idleMs, retentionMs, ...once.onceTtls
+        payload.sid, now, payload.cv, touchMs, idleMs, retentionMs, writeBy, ...once.onceTtls
       ), scriptLane) as number
     if (status > VerifyStatus.ok) {
       const make = status >= VerifyStatus.onceSpentBase

@@ -1,4 +1,5 @@
 import type { ScriptDefinition } from '../../lib/redis.js'
+import { LATE_LUA } from '../../lib/redis.js'
 import { RECORD_LUA, WALK_LUA } from '../../lib/session-record.js'
 
 /*
@@ -8,6 +9,12 @@ import { RECORD_LUA, WALK_LUA } from '../../lib/session-record.js'
  * A session's expiry: min(last seen + idle timeout, absolute deadline +
  * retention), where the retention keeps a session past its absolute deadline
  * just long enough to answer AUTH_SESSION_EXPIRED instead of "unknown".
+ *
+ * VERIFY with one-time keys, and OPEN, take the store guard's `writeBy`
+ * (LATE_LUA): a call answered 503 must not spend a key or open a session when
+ * a stalled Redis runs it later. The scripts that end sessions or stale
+ * claims take none: run late, they still do what was asked, the safe side of
+ * a revocation, and a retry of them changes nothing more.
  */
 
 /**
@@ -69,14 +76,24 @@ export const VerifyStatus = {
  * ARGV[4]      touch interval (ms): last seen is written at most this often
  * ARGV[5]      idle timeout (ms)
  * ARGV[6]      retention after the absolute deadline (ms)
- * ARGV[7..]    TTL (ms) of each one-time key, in KEYS order
+ * ARGV[7]      with one-time keys only: the store guard's `writeBy` (epoch
+ *              ms, LATE_LUA): past it nothing is spent, and the answer is an
+ *              error (503)
+ * ARGV[8..]    TTL (ms) of each one-time key, in KEYS order
+ * Without one-time keys a late call is let through: all it can write is a
+ * last-seen time, true of a token that was presented, and the hot path is
+ * spared a TIME call.
  * Returns a positive VerifyStatus code on refusal; on success, minus the time
  * (ms) up to which the session is known live: min(absolute deadline, last seen
  * + idle timeout). The local cache (if on) never keeps an answer past it.
  */
 export const VERIFY: ScriptDefinition = {
   name: 'verify',
-  lua: RECORD_LUA + SPEND_LUA + `
+  lua: RECORD_LUA + SPEND_LUA + LATE_LUA + `
+if #KEYS > 1 then
+  local refused = late(ARGV[7])
+  if refused then return refused end
+end
 local s, a, l, v = parse(redis.call('HGET', KEYS[1], ARGV[1]))
 if not s then return 1 end
 local now = tonumber(ARGV[2])
@@ -86,7 +103,7 @@ if now >= math.min(l + idle, ends) then return 1 end
 if s == 'r' then return 2 end
 if now >= a then return 3 end
 if v ~= ARGV[3] then return 4 end
-local spent = spend(5)
+local spent = spend(6)
 if spent then return spent end
 if now - l >= tonumber(ARGV[4]) then
   redis.call('HSET', KEYS[1], ARGV[1], record(s, a, now, v))
@@ -107,6 +124,7 @@ return -math.min(a, l + idle)
  *
  * KEYS[1]      the user's sessions hash
  * KEYS[2..n]   one-time keys to spend first (DPoP proof ids), whatever the answer
+ *              (unless the call is late: ARGV[13])
  * ARGV[1]      now (ms)
  * ARGV[2]      new session id
  * ARGV[3]      idle timeout (ms)
@@ -120,7 +138,9 @@ return -math.min(a, l + idle)
  * ARGV[11]     how many tombstones the user keeps at most (the least recently used go first)
  * ARGV[12]     when (ms) the login read the claims: a change of the user's
  *              claims after it makes them suspect
- * ARGV[13..]   the one-time keys' TTLs (ms), in KEYS order; then name, value
+ * ARGV[13]     the store guard's `writeBy` (epoch ms, LATE_LUA): past it
+ *              nothing is done, and the answer is an error (503)
+ * ARGV[14..]   the one-time keys' TTLs (ms), in KEYS order; then name, value
  *              pairs of the fields other plugins add (stored as <sid>:<name>)
  * Returns { VerifyStatus.onceSpentBase + i } when the i-th one-time key was
  * already spent (nothing else done); else a flat list: 1 when the user's claims changed after ARGV[12] (the
@@ -129,8 +149,10 @@ return -math.min(a, l + idle)
  */
 export const OPEN: ScriptDefinition = {
   name: 'open',
-  lua: WALK_LUA + INVALIDATE_LUA + SPEND_LUA + `
-local spent = spend(11)
+  lua: WALK_LUA + INVALIDATE_LUA + SPEND_LUA + LATE_LUA + `
+local refused = late(ARGV[13])
+if refused then return refused end
+local spent = spend(12)
 if spent then return { spent } end
 local now = tonumber(ARGV[1])
 local idle = tonumber(ARGV[3])
@@ -177,7 +199,7 @@ if excess > 0 then
 end
 local sid = ARGV[2]
 local fields = { sid, ARGV[9], sid .. ':d', ARGV[10] }
-for i = 12 + #KEYS, #ARGV, 2 do
+for i = 13 + #KEYS, #ARGV, 2 do
   fields[#fields + 1] = sid .. ':' .. ARGV[i]
   fields[#fields + 1] = ARGV[i + 1]
 end

@@ -191,12 +191,12 @@ export class TokenService {
     for (const [name, value] of Object.entries(ctx.fields)) fields.push(name, value)
     const policy = ctx.policy
     const claimsLoadedAt = input.claimsLoadedAt ?? now
-    const [stale, ...reply] = await this.guard(() => this.openScript(
+    const [stale, ...reply] = await this.guard((writeBy) => this.openScript(
       1 + ctx.onceKeys.length, this.keys.sessions(userId), ...ctx.onceKeys,
       now, sessionId, this.options.idleMs, ctx.absoluteDeadline, this.options.retentionMs,
       policy.mode, policy.mode === 'max' ? policy.max : 0, escapeRecordPart(deviceType),
       coreRecord(ctx.absoluteDeadline, now, 1), deviceRecord(now, deviceType, deviceId, deviceName), MAX_TOMBSTONES, claimsLoadedAt,
-      ...ctx.onceTtls, ...fields
+      writeBy, ...ctx.onceTtls, ...fields
     )) as [number, ...string[]]
     if (stale >= VerifyStatus.onceSpentBase) throw ctx.onceErrors[stale - VerifyStatus.onceSpentBase]()
     const replaced: ReplacedSession[] = []
