@@ -10,18 +10,23 @@
  *   runs under a Web Lock and a tab that finds a newer pair in the shared
  *   storage uses it instead of refreshing again; BroadcastChannel tells the
  *   other tabs (their own memory, their events);
+ * - at most one refresh per call, and none while the server's `Retry-After`
+ *   runs: the wait is kept with the pair, so every client and tab sharing it
+ *   waits too;
  * - `session-ended` with the reason when the server says the session is over.
  */
+import type { Message, SessionEndReason } from './messages.js'
+import { parseMessage } from './messages.js'
+import { refreshWaitMs } from './retry-after.js'
 import type { StoredTokens, TokenStorage } from './storage.js'
 import { memoryStorage } from './storage.js'
 
+export type { SessionEndReason } from './messages.js'
 export type { StoredTokens, TokenStorage, WebStorageLike } from './storage.js'
-export { localStorageAdapter, memoryStorage } from './storage.js'
+export { defaultStorageKey, localStorageAdapter, memoryStorage } from './storage.js'
 
 /** How long a tab keeps the cross-tab refresh lock after refreshing, for other tabs to see the new pair. */
 const LOCK_SETTLE_MS = 250
-
-export type SessionEndReason = 'replaced' | 'revoked' | 'reused' | 'expired'
 
 /** The server's error codes that end a session, and the reason each one gives. */
 const ENDED: Readonly<Record<string, SessionEndReason>> = {
@@ -112,15 +117,10 @@ export class AuthClientError extends Error {
   }
 }
 
-type Message =
-  | { type: 'tokens', kind: 'login' | 'refresh', tokens: StoredTokens }
-  | { type: 'ended', sessionId: string, reason: SessionEndReason, code: string }
-  | { type: 'logout', sessionId: string }
-
 interface ChannelLike {
   postMessage: (message: Message) => void
   close: () => void
-  onmessage: ((event: { data: Message }) => void) | null
+  onmessage: ((event: { data: unknown }) => void) | null
   unref?: () => void
 }
 
@@ -184,7 +184,9 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
   const apiOrigin = new URL(baseUrl !== '' ? baseUrl : page.location?.href ?? SAME_ORIGIN).origin
   const refreshBefore = seconds('refreshBeforeSeconds', 30)
   const jitterMax = seconds('jitterSeconds', 5)
-  const storage = options.storage ?? memoryStorage()
+  const given = options.storage ?? memoryStorage()
+  // An adapter may keep each API's pair apart (localStorageAdapter() does).
+  const storage = given.forBaseUrl?.(baseUrl) ?? given
   const now = options.now ?? Date.now
   const name = options.name ?? `fastify-jwt-sessions:${baseUrl}`
   const delay = (ms: number) => new Promise<void>((resolve) => { setTimeout(resolve, ms) })
@@ -245,6 +247,11 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
     return tokens.expires_at - before - jitter.ms
   }
 
+  /** The server asked to wait (429 `Retry-After`) and the wait is not over. */
+  const waiting = (tokens: StoredTokens): boolean => tokens.refresh_retry_at !== undefined && now() < tokens.refresh_retry_at
+  /** When this pair may be refreshed: its planned time, or the end of the server's wait when later. */
+  const dueAt = (tokens: StoredTokens): number => Math.max(refreshAt(tokens), tokens.refresh_retry_at ?? 0)
+
   function info (tokens: StoredTokens): SessionInfo {
     const claims = decodeJwtPayload(tokens.access_token) ?? {}
     return {
@@ -282,10 +289,10 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
       void (async () => {
         const current = await storage.get()
         if (!current) return
-        if (now() >= refreshAt(current)) await refreshFrom(current)
+        if (now() >= dueAt(current)) await refreshFrom(current)
         else schedule(current)
       })().catch(() => {})
-    }, Math.max(0, refreshAt(tokens) - now()))
+    }, Math.max(0, dueAt(tokens) - now()))
     // Timers keep a Node process alive; a script's client must not.
     ;(timer as { unref?: () => void }).unref?.()
   }
@@ -328,8 +335,25 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
       await endSession(reason, code!, stored)
       return null
     }
+    const wait = refreshWaitMs(response, now())
     // Rate limited, store unavailable, a proxy's error page: keep the pair and let the request decide.
-    return stored
+    return wait === null ? stored : await holdOff(stored, now() + wait)
+  }
+
+  /**
+   * Keeps the server's "not before" with the pair, where every client of the
+   * storage reads it, and tells tabs with storage of their own. A pair that
+   * changed meanwhile (a login in another tab) is not the one refused.
+   */
+  async function holdOff (refused: StoredTokens, until: number): Promise<StoredTokens> {
+    const latest = await storage.get()
+    if (!latest || latest.refresh_token !== refused.refresh_token) return refused
+    const held: StoredTokens = { ...latest, refresh_retry_at: until }
+    await storage.set(held)
+    post({ type: 'backoff', sessionId: held.session_id, until })
+    // Timer mode tries again when the wait is over.
+    schedule(held)
+    return held
   }
 
   /**
@@ -342,7 +366,7 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
     const run = async (): Promise<StoredTokens | null> => {
       const stored = await storage.get()
       if (!stored) return null
-      if (stored.refresh_token !== used.refresh_token) return stored
+      if (stored.refresh_token !== used.refresh_token || waiting(stored)) return stored
       return await refreshWithServer(stored)
     }
     if (!locks) {
@@ -363,11 +387,11 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
     return inflight
   }
 
-  /** The pair to send now: refreshed first when it is due. */
-  async function current (): Promise<StoredTokens | null> {
+  /** The pair to send now, refreshed first when it is due; `tried` when this took a refresh (asked or shared). */
+  async function current (): Promise<{ tokens: StoredTokens | null, tried: boolean }> {
     const stored = await storage.get()
-    if (stored && now() >= refreshAt(stored)) return await refreshFrom(stored)
-    return stored ?? null
+    if (stored && now() >= dueAt(stored)) return { tokens: await refreshFrom(stored), tried: true }
+    return { tokens: stored ?? null, tried: false }
   }
 
   const send = (url: string, init: RequestInit | undefined, tokens: StoredTokens | null) => {
@@ -395,7 +419,7 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
 
   async function authFetch (path: string, init?: RequestInit): Promise<Response> {
     const url = urlOf(path)
-    const tokens = await current()
+    const { tokens, tried } = await current()
     const response = await send(url, init, tokens)
     const verdict = await verdictOf(response, tokens)
     if (!verdict) return response
@@ -403,7 +427,8 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
     // Another tab may have refreshed, or signed in again, meanwhile: use its pair.
     const stored = await storage.get()
     let next = stored && stored.access_token !== used.access_token ? stored : null
-    if (!next && verdict.refreshable) next = await refreshFrom(used)
+    // One refresh per call: a refresh that just failed is not asked again at once.
+    if (!next && verdict.refreshable && !tried) next = await refreshFrom(used)
     if (!next || next.access_token === used.access_token) return await settle(response, verdict)
     const retried = await send(url, init, next)
     return await settle(retried, await verdictOf(retried, next))
@@ -449,7 +474,13 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
   }
 
   async function onMessage (message: Message): Promise<void> {
-    if (message.type === 'tokens') {
+    if (message.type === 'backoff') {
+      const stored = await storage.get()
+      // Shared storage holds it already; a tab's own memory storage learns it here.
+      if (stored && stored.session_id === message.sessionId && (stored.refresh_retry_at ?? 0) < message.until) {
+        await storage.set({ ...stored, refresh_retry_at: message.until })
+      }
+    } else if (message.type === 'tokens') {
       const stored = await storage.get()
       // A message overtaken by a newer pair is old news.
       if (stored && message.tokens.obtained_at < stored.obtained_at) return
@@ -473,7 +504,12 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
       emit('logout', { source: 'other-tab' })
     }
   }
-  if (channel) channel.onmessage = (event) => { void onMessage(event.data).catch(() => {}) }
+  if (channel) {
+    channel.onmessage = (event) => {
+      const message = parseMessage(event.data)
+      if (message) void onMessage(message).catch(() => {})
+    }
+  }
 
   // Timer mode picks up a session stored by an earlier page load or another tab.
   if (options.autoRefresh) void Promise.resolve().then(() => storage.get()).then((t) => { schedule(t ?? null) }, () => {})
@@ -493,7 +529,7 @@ export function createAuthClient (options: AuthClientOptions): AuthClient {
       return tokens ? info(tokens) : null
     },
     async getAccessToken () {
-      return (await current())?.access_token ?? null
+      return (await current()).tokens?.access_token ?? null
     },
     async refresh () {
       const stored = await storage.get()

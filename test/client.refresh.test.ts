@@ -165,15 +165,27 @@ t.test('timer mode: a timer that finds the session gone, or already refreshed by
 t.test('a refresh the server cannot answer now (429, 503, offline) keeps the pair', async (t) => {
   const { baseUrl, refreshes } = await listeningApp(t, { accessTtl: 4, refreshRateMax: 1 })
   let offline = false
-  const client = createAuthClient({ baseUrl, fetch: async (url, init) => { if (offline && String(url).endsWith('/auth/refresh')) throw new TypeError('fetch failed'); return await fetch(url, init) } })
+  let offlineTries = 0
+  let skew = 0
+  const client = createAuthClient({
+    baseUrl,
+    now: () => Date.now() + skew,
+    fetch: async (url, init) => {
+      if (offline && String(url).endsWith('/auth/refresh')) { offlineTries++; throw new TypeError('fetch failed') }
+      return await fetch(url, init)
+    }
+  })
   await client.login(alice)
   t.equal(await client.refresh(), true)
   const pair = await client.getAccessToken()
   t.equal(await client.refresh(), true, 'rate limited: still signed in')
   t.same(refreshes.map((r) => r.status), [200, 429])
   t.equal(await client.getAccessToken(), pair, 'same pair')
+  // past the Retry-After (the window is 60 s), on the device clock
+  skew = 61_000
   offline = true
   t.equal(await client.refresh(), true, 'offline: still signed in')
+  t.equal(offlineTries, 1, 'the refresh was tried')
   t.equal((await client.fetch('/api/me')).status, 200)
 })
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { createAuthClient, localStorageAdapter, memoryStorage } from '../client/index.js'
+import { createAuthClient, defaultStorageKey, localStorageAdapter, memoryStorage } from '../client/index.js'
 import type { StoredTokens, TokenStorage, WebStorageLike } from '../client/index.js'
 import { listeningApp } from './helpers/client.js'
 
@@ -52,6 +52,32 @@ t.test('localStorageAdapter uses globalThis.localStorage by default, looked up a
   t.teardown(() => { delete g.localStorage })
   s.set(pair)
   t.ok(web.data.has('fastify-jwt-sessions'))
+})
+
+t.test('localStorageAdapter() keeps each API\'s pair under a key of its own; the page\'s own origin keeps the old key', async (t) => {
+  const [one, two] = [await listeningApp(t), await listeningApp(t)]
+  const web = fakeWebStorage()
+  // One adapter given to clients of two APIs, as `storage: localStorageAdapter()` in each does.
+  const shared = localStorageAdapter(undefined, web)
+  const a = createAuthClient({ baseUrl: one.baseUrl, storage: shared })
+  const b = createAuthClient({ baseUrl: `${two.baseUrl}/`, storage: localStorageAdapter(undefined, web) })
+  const c = createAuthClient({ baseUrl: two.baseUrl, storage: shared })
+  const session = await a.login({ username: 'alice', password: 'alice-pass' })
+  t.equal(await b.session(), null, 'the other API\'s client is not signed in by it')
+  t.equal((await b.fetch('/api/me')).status, 401, 'and sends no token of another server')
+  const other = await b.login({ username: 'bob', password: 'bob-pass' })
+  t.equal((await a.session())?.sessionId, session.sessionId, 'each keeps its own')
+  t.equal((await c.session())?.sessionId, other.sessionId, 'clients of one API share, trailing slash or not')
+  t.same([...web.data.keys()].sort(), [defaultStorageKey(one.baseUrl), defaultStorageKey(two.baseUrl)].sort())
+  t.equal(defaultStorageKey(one.baseUrl), `fastify-jwt-sessions:${one.baseUrl}`)
+
+  // baseUrl '': a pair stored before there was one key per API is still found.
+  web.data.set('fastify-jwt-sessions', JSON.stringify(pair))
+  const sameOrigin = createAuthClient({ baseUrl: '', storage: localStorageAdapter(undefined, web) })
+  t.equal((await sameOrigin.session())?.sessionId, 's')
+  t.equal(defaultStorageKey(''), 'fastify-jwt-sessions')
+  t.same(shared.get(), pair, 'the adapter used directly reads the \'\' key')
+  t.equal(localStorageAdapter('explicit', web).forBaseUrl, undefined, 'an explicit key is the key, whatever the API')
 })
 
 t.test('an async storage of the app\'s own works the same', async (t) => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { createAuthClient, localStorageAdapter, memoryStorage } from '../client/index.js'
 import type { AuthClientOptions, StoredTokens, WebStorageLike } from '../client/index.js'
-import { fakeLocks, listeningApp, loginElsewhere, sleep } from './helpers/client.js'
+import { fakeLocks, listeningApp, loginElsewhere, sleep, waitFor } from './helpers/client.js'
 
 // "Tabs" in one Node process: clients on one channel name (Node has
 // BroadcastChannel), one lock manager, and a shared or per-tab storage.
@@ -21,6 +21,24 @@ function tabs (baseUrl: string, n: number, perTab: (i: number) => Partial<AuthCl
 }
 
 const alice = { username: 'alice', password: 'alice-pass' }
+
+/** A fetch that holds the first request to `path` until released, so other tabs act while it is out. */
+function holdFirstCall (path: string) {
+  let release!: () => void
+  const hold = new Promise<void>((resolve) => { release = resolve })
+  const held = {
+    leaving: false,
+    release: () => release(),
+    fetch: async (url: string | URL | Request, init?: RequestInit) => {
+      if (!held.leaving && String(url).endsWith(path)) {
+        held.leaving = true
+        await hold
+      }
+      return await fetch(url, init)
+    }
+  }
+  return held
+}
 
 t.test('two tabs sharing localStorage and a lock: 20 calls each across an expiry cause one refresh', async (t) => {
   const { baseUrl, refreshes, apiStatuses } = await listeningApp(t, { accessTtl: 2 })
@@ -118,10 +136,12 @@ t.test('a 401 after another tab signed in again is retried with the new pair, no
   a.on('session-ended', ({ reason }) => ended.push(reason))
   await a.login(alice)
   // a's call leaves with the old pair while b signs in again (replacing it)
-  const slow = createAuthClient({ baseUrl, storage: localStorageAdapter('k', web), fetch: async (url, init) => { await sleep(100); return await fetch(url, init) } })
+  const held = holdFirstCall('/api/me')
+  const slow = createAuthClient({ baseUrl, storage: localStorageAdapter('k', web), fetch: held.fetch })
   const pending = slow.fetch('/api/me')
-  await sleep(20)
+  await waitFor(() => held.leaving, 'the call to leave')
   await b.login(alice)
+  held.release()
   t.equal((await pending).status, 200)
   t.same(apiStatuses, [401, 200])
   t.same(ended, [])
@@ -132,19 +152,58 @@ t.test('the retry with another tab\'s pair may find the session ended: announced
   const { baseUrl, apiStatuses } = await listeningApp(t)
   const web = sharedWebStorage()
   const [b] = tabs(baseUrl, 1, () => ({ storage: localStorageAdapter('k', web) }), t)
-  const slow = createAuthClient({ baseUrl, storage: localStorageAdapter('k', web), fetch: async (url, init) => { if (String(url).endsWith('/api/me')) await sleep(100); return await fetch(url, init) } })
+  const held = holdFirstCall('/api/me')
+  const slow = createAuthClient({ baseUrl, storage: localStorageAdapter('k', web), fetch: held.fetch })
   const ended: string[] = []
   slow.on('session-ended', ({ reason }) => ended.push(reason))
   await b.login(alice)
   // slow's call leaves with the first pair; b refreshes, then a login elsewhere replaces the session
   const pending = slow.fetch('/api/me')
-  await sleep(20)
+  await waitFor(() => held.leaving, 'the call to leave')
   await b.refresh()
   await loginElsewhere(baseUrl, 'alice')
+  held.release()
   const res = await pending
   t.equal(res.status, 401)
   t.equal((await res.json()).code, 'AUTH_SESSION_REPLACED')
   t.same(apiStatuses, [401, 401], 'retried once with the newer pair')
   t.same(ended, ['replaced'])
   t.equal(await slow.session(), null)
+})
+
+t.test('a malformed message on the channel is ignored: the tab keeps its session and hears no event', async (t) => {
+  const { baseUrl } = await listeningApp(t)
+  const theirs = memoryStorage()
+  const clients = tabs(baseUrl, 2, (i) => ({ storage: i === 1 ? theirs : memoryStorage() }), t)
+  const [a, b] = clients
+  const heard: string[] = []
+  for (const event of ['login', 'refresh', 'logout', 'session-ended'] as const) b.on(event, () => heard.push(event))
+  const { sessionId } = await a.login(alice)
+  await waitFor(() => heard.length === 1, 'b to hear of the login')
+  const token = await b.getAccessToken()
+  const good: StoredTokens = { access_token: 'x', refresh_token: 'y', session_id: sessionId, expires_at: 1, obtained_at: 1 }
+  const junk: unknown[] = [
+    null, 'logout', 42, [], {},
+    { type: 'revoke-everything', sessionId },
+    { type: 'logout' }, { type: 'logout', sessionId: 7 },
+    { type: 'ended', sessionId, reason: 'bored', code: 'AUTH_SESSION_REVOKED' },
+    { type: 'ended', sessionId, reason: 'revoked', code: 401 },
+    { type: 'ended', sessionId: null, reason: 'revoked', code: 'AUTH_SESSION_REVOKED' },
+    { type: 'tokens', kind: 'login' },
+    { type: 'tokens', kind: 'steal', tokens: { ...good, obtained_at: Date.now() + 1000 } },
+    { type: 'tokens', kind: 'refresh', tokens: { ...good, obtained_at: 'later' } },
+    { type: 'backoff', sessionId, until: 'never' },
+    { type: 'backoff', sessionId, until: Number.POSITIVE_INFINITY },
+    { type: 'backoff', sessionId: 1, until: 1 }
+  ]
+  const raw = new BroadcastChannel(clients.channelName)
+  t.teardown(() => raw.close())
+  for (const message of junk) raw.postMessage(message)
+  // A good message after the junk (the pair b holds: no change but an event) shows b went through it all and still listens.
+  raw.postMessage({ type: 'tokens', kind: 'refresh', tokens: await theirs.get() })
+  await waitFor(() => heard.includes('refresh'), 'b to hear the good message')
+  t.same(heard, ['login', 'refresh'], 'no event from the junk')
+  t.equal(await b.getAccessToken(), token, 'the pair is kept')
+  t.equal((await b.session())?.sessionId, sessionId)
+  t.equal((await b.fetch('/api/me')).status, 200)
 })

@@ -27,10 +27,11 @@ const hash = (value: unknown) => createHash('sha256').update(String(value)).dige
 /**
  * The example server in-process, listening on a free port (the client talks
  * real HTTP to it), with generous rate limits unless overridden, counting
- * refreshes server-side.
+ * refreshes server-side. `beforeListen` adds a test's own hooks or routes.
  */
-export async function listeningApp (t: Test, overrides: Partial<ExampleConfig> = {}): Promise<ListeningApp> {
+export async function listeningApp (t: Test, overrides: Partial<ExampleConfig> = {}, beforeListen: (app: FastifyInstance) => void = () => {}): Promise<ListeningApp> {
   const app = await exampleApp(t, { refreshRateMax: 10_000, loginRateMax: 10_000, ...overrides })
+  beforeListen(app)
   const refreshes: RefreshRecord[] = []
   const apiStatuses: number[] = []
   app.addHook('onResponse', async (request, reply) => {
@@ -46,6 +47,15 @@ export async function listeningApp (t: Test, overrides: Partial<ExampleConfig> =
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Polls until `condition` holds (a message crossing a channel, say), for at most `timeoutMs`. */
+export async function waitFor (condition: () => boolean | Promise<boolean>, label: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!await condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`)
+    await sleep(10)
+  }
+}
 
 /** An in-process stand-in for Web Locks (`navigator.locks`): one holder per name, FIFO. */
 export function fakeLocks (): LockManagerLike & { granted: number } {
