@@ -19,6 +19,14 @@ export const PLUGIN_NAME = 'fastify-jwt-sessions/token-lifecycle'
 /** Claims every access token must carry; anything without them is not ours. */
 const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'exp', 'cv']
 
+/**
+ * fast-jwt checks `allowedIss`/`allowedAud` only on tokens that carry the
+ * claim: a configured issuer or audience must also be required.
+ */
+function requiredClaims (jwt: { issuer: string | undefined, audience: string | undefined }): string[] {
+  return [...REQUIRED_CLAIMS, ...(jwt.issuer === undefined ? [] : ['iss']), ...(jwt.audience === undefined ? [] : ['aud'])]
+}
+
 /** Verified tokens remembered (verify-cache.ts): a hit skips the signature check, never the Redis check. */
 const VERIFY_CACHE_SIZE = 10_000
 
@@ -31,7 +39,7 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
     algorithms: [jwt.algorithm],
     allowedIss: jwt.issuer,
     allowedAud: jwt.audience,
-    requiredClaims: REQUIRED_CLAIMS,
+    requiredClaims: requiredClaims(jwt),
     clockTolerance: jwt.clockToleranceMs
   }
   await fastify.register(fastifyJwt, {
