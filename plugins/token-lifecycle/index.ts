@@ -9,6 +9,7 @@ import { ScriptLane, laneSettingsOf } from '../../lib/script-lane.js'
 import type { AuthContext } from '../../lib/types.js'
 import { createAuthenticate } from './authenticate.js'
 import { cachedVerifier } from './verify-cache.js'
+import { checkNumericDates } from './numeric-dates.js'
 import { LocalCache } from './local-cache.js'
 import type { TokenLifecycleOptions } from './options.js'
 import { checkOptions } from './options.js'
@@ -54,7 +55,8 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
   // The hot path calls fast-jwt's verifier directly, with the same options as
   // `fastify.jwt[namespace].verify`: @fastify/jwt would merge its options into
   // new objects on every call.
-  const verifyOnce = createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: false })
+  // Every path to a payload goes through the NumericDate check, cached or not.
+  const verifyOnce = checkNumericDates(createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: false }))
   // Tokens a route accepts only once (replay-guard) skip the cache: they could
   // only ever miss, and measured, filling the cache with them cost more than
   // the verify itself.
