@@ -47,15 +47,27 @@ t.test('one refresh is one session script call (plus the two rate-limit counters
   const monitor = await client.monitor()
   t.teardown(() => { monitor.disconnect(); client.disconnect() })
   const seen: string[][] = []
+  const marker = `${prefix}:end-of-request`
+  let markers = 0
   // Commands a script runs show up with source 'lua': only the calls the app sends count.
   monitor.on('monitor', (_time: string, args: string[], source: string) => {
-    if (source !== 'lua' && args.some((a) => a.startsWith(prefix))) seen.push(args)
+    if (args[1] === marker) markers++
+    else if (source !== 'lua' && args.some((a) => a.startsWith(prefix))) seen.push(args)
   })
-  await sleep(50)
+  /**
+   * MONITOR shows commands in the order the server runs them: once a command
+   * sent after the request's answer shows up, every command of the request has.
+   */
+  const untilSeen = async () => {
+    const expected = markers + 1
+    await client.exists(marker)
+    for (let i = 0; i < 500 && markers < expected; i++) await sleep(10)
+    if (markers < expected) throw new Error('MONITOR never showed the marker')
+  }
   const measure = async (token: string) => {
     seen.length = 0
     const res = await refresh(app, token)
-    await sleep(100)
+    await untilSeen()
     return { res, commands: seen.map((args) => `${args[0].toLowerCase()} ${args.slice(3, 3 + Number(args[2])).map((k) => k.replace(prefix, '')).join(' ')}`) }
   }
   for (const [what, token] of [['rotation', r2], ['grace hit', pair.refresh_token]]) {
