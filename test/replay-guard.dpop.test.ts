@@ -1,13 +1,13 @@
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import { Redis } from 'ioredis'
 import { SignJWT, calculateJwkThumbprint, exportJWK } from 'jose'
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import t from 'tap'
 import type { Test } from 'tap'
 import { issueContext } from '../plugins/token-lifecycle/service.js'
 import { REDIS_URL, exampleApp, recordCommands, storedSession } from './helpers/app.js'
 import type { DpopKey } from './helpers/dpop.js'
-import { ath, dpopKey, proof } from './helpers/dpop.js'
+import { ath, dpopKey, proof, rawProof } from './helpers/dpop.js'
 import { pluginApp } from './helpers/replay.js'
 
 const CHALLENGE = 'DPoP error="invalid_dpop_proof", algs="ES256 EdDSA Ed25519 PS256 RS256"'
@@ -293,4 +293,38 @@ t.test('a refresh proved with another key is refused with the configured algorit
   t.equal(sent.length, 3)
   isDpopInvalid(t, await refreshWith(ok.json().refresh_token, dpop), 'the same proof again, even with the new refresh token')
   t.equal((await refreshWith(ok.json().refresh_token, await proofFor(key))).statusCode, 200, 'which the refused call left current')
+})
+
+t.test('a proof with a fractional iat (a valid NumericDate) is accepted at login, refresh and on protected routes', async (t) => {
+  const app = await exampleApp(t)
+  const key = await dpopKey()
+  // Half a second ahead and not on a whole millisecond: the jti's TTL in ms would not be an integer.
+  const iat = () => Math.floor(Date.now() / 1000) + 0.5005
+  const fractional = async (htm: string, htu: string, token?: string) => await proof(key, { htm, htu, token, claims: { iat: iat() } })
+  const login = await app.inject({
+    method: 'POST', url: '/auth/login', headers: { dpop: await fractional('POST', '/auth/login') }, payload: { username: 'alice', password: 'alice-pass' }
+  })
+  t.equal(login.statusCode, 200, 'login')
+  // Each step from a session opened with an ordinary proof, so that each fails on its own.
+  const pair = await dpopLogin(app, key, 'bob') as { refresh_token?: string }
+  const refreshed = await app.inject({
+    method: 'POST', url: '/auth/refresh', headers: { dpop: await fractional('POST', '/auth/refresh') }, payload: { refresh_token: pair.refresh_token }
+  })
+  t.equal(refreshed.statusCode, 200, 'refresh')
+  const { access_token: token } = await dpopLogin(app, key, 'root')
+  t.equal((await call(app, token, key, { dpop: await fractional('GET', '/api/me', token) })).statusCode, 200, 'protected route')
+  const guarded = await call(app, token, key, { method: 'POST', url: '/api/transfer', dpop: await fractional('POST', '/api/transfer', token) })
+  t.same(guarded.json(), { ok: true }, 'replay-guarded route')
+})
+
+t.test('a proof whose iat is no usable NumericDate (infinite, huge) is AUTH_DPOP_INVALID', async (t) => {
+  const app = await exampleApp(t)
+  const key = await dpopKey()
+  const { access_token: token } = await dpopLogin(app, key)
+  const claims = (iat: string) => `{"htm":"GET","htu":"http://localhost:80/api/me","iat":${iat},"jti":"${randomUUID()}","ath":"${ath(token)}"}`
+  for (const iat of ['1e309', '-1e309', '1e20', '-1e20']) {
+    isDpopInvalid(t, await call(app, token, key, { dpop: await rawProof(key, claims(iat)) }), `iat ${iat}`)
+  }
+  // The same text with a sane iat passes: the refusals above are the iat's.
+  t.equal((await call(app, token, key, { dpop: await rawProof(key, claims(String(Math.floor(Date.now() / 1000)))) })).statusCode, 200)
 })

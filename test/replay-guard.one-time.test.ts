@@ -78,18 +78,23 @@ t.test('a replay across two app instances sharing Redis is caught', async (t) =>
 
 t.test('the spent jti is keyed on user and jti (not the token) and expires with the token', async (t) => {
   const keyPrefix = uniquePrefix('ttl')
-  const app = await exampleApp(t, { keyPrefix, accessTtl: 2 })
+  // exp is whole seconds, floored: a 3 s lifetime leaves the token at least 2 s to be spent in.
+  const app = await exampleApp(t, { keyPrefix, accessTtl: 3 })
   const { access_token: token } = await login(app, 'alice')
   const { jti, exp } = claimsOf(token)
+  // The key's TTL counts from when the server read its clock, no sooner than this.
+  const spentFrom = Date.now()
   t.equal((await transfer(app, token)).statusCode, 200)
+  // ...and Redis set it no later than this: it expires by exp + (spentBy - spentFrom).
+  const spentBy = Date.now()
   const keys = await onceKeys(t, keyPrefix, 'alice')
   t.same(keys, [`${keyPrefix}:{alice}:o:rg POST /api/transfer:${jti}`])
   t.notOk(keys[0].includes(token), 'the raw token is never a key')
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.quit())
   const pttl = await redis.pttl(keys[0])
-  t.ok(pttl > 0 && pttl <= exp * 1000 - Date.now() + 50, `PTTL ${pttl} ends with the token`)
-  await sleep(Math.max(0, exp * 1000 - Date.now()) + 100)
+  t.ok(pttl > 0 && pttl <= exp * 1000 - spentFrom + 1, `PTTL ${pttl} ends with the token`)
+  await sleep(Math.max(0, exp * 1000 + (spentBy - spentFrom) - Date.now()) + 10)
   t.equal(await redis.exists(keys[0]), 0, 'the key is gone once the token expired')
   t.equal((await transfer(app, token)).json().code, 'AUTH_TOKEN_EXPIRED')
 })

@@ -43,7 +43,10 @@ t.test('max:N keeps the N newest sessions; the first to log in are replaced firs
   const logins = []
   for (let i = 0; i < 4; i++) {
     logins.push(await login(app, 'alice', { device_id: `d${i}` }))
-    await new Promise((resolve) => setTimeout(resolve, 3))
+    // Sessions are ordered by their creation time (ms, the server's Date.now):
+    // wait for the next millisecond, rather than sleep and hope, so that no two logins tie.
+    const loggedInBy = Date.now()
+    for (let wait = 0; wait < 1000 && Date.now() <= loggedInBy; wait++) await new Promise((resolve) => setTimeout(resolve, 1))
   }
   const codes = await Promise.all(logins.map(async (p) => (await me(app, p.access_token)).statusCode === 200 ? 'live' : (await me(app, p.access_token)).json().code))
   t.same(codes, ['AUTH_SESSION_REPLACED', 'AUTH_SESSION_REPLACED', 'live', 'live'])

@@ -38,10 +38,16 @@ t.test('last_seen_at is written at most once per touch interval, and slides the 
 })
 
 t.test('an idle session ends when its TTL runs out', async (t) => {
-  const app = await exampleApp(t, { refreshTtl: 1 })
+  const app = await exampleApp(t, { refreshTtl: 60 })
   const pair = await login(app, 'alice')
   t.equal((await me(app, pair.access_token)).statusCode, 200)
-  await new Promise((resolve) => setTimeout(resolve, 1100))
+  const key = app.tokens.keys.sessions('alice')
+  const pttl = await redis.pttl(key)
+  t.ok(pttl > 0 && pttl <= 60_000, `the key lives no longer than the idle timeout (PTTL ${pttl})`)
+  // Run the TTL out now rather than sleep through a short one: a slow first request cannot outlive it.
+  await redis.pexpire(key, 1)
+  for (let i = 0; i < 200 && await redis.exists(key) === 1; i++) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.equal(await redis.exists(key), 0, 'Redis dropped the key')
   t.equal((await me(app, pair.access_token)).json().code, 'AUTH_SESSION_REVOKED')
 })
 

@@ -1,5 +1,6 @@
 import fastifyRedis from '@fastify/redis'
 import Fastify from 'fastify'
+import { createSigner } from 'fast-jwt'
 import { generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
 import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
@@ -151,6 +152,25 @@ t.test('issuer and audience are set and checked when configured', async (t) => {
   t.equal((await otherAudience.inject({ url: '/p', headers: bearer(tokens.access_token) })).json().code, 'AUTH_TOKEN_INVALID')
   const otherIssuer = await pluginApp(t, { jwt: { ...jwt, issuer: 'https://evil.example' }, keyPrefix: prefix }, protectedRoute)
   t.equal((await otherIssuer.inject({ url: '/p', headers: bearer(tokens.access_token) })).json().code, 'AUTH_TOKEN_INVALID')
+})
+
+t.test('a token without iss or aud is AUTH_TOKEN_INVALID when they are configured', async (t) => {
+  const jwt = { secret: TEST_SECRET, issuer: 'https://auth.example', audience: 'api' }
+  const app = await pluginApp(t, { jwt }, protectedRoute)
+  const { tokens } = await app.tokens.openSession({ userId: 'u' })
+  const claims = JSON.parse(Buffer.from(tokens.access_token.split('.')[1], 'base64url').toString())
+  // Signed with the right key, for a live session: only the missing claim is wrong.
+  const sign = createSigner({ key: TEST_SECRET })
+  t.equal((await app.inject({ url: '/p', headers: bearer(sign(claims)) })).statusCode, 200, 'with both')
+  for (const missing of ['iss', 'aud']) {
+    const res = await app.inject({ url: '/p', headers: bearer(sign({ ...claims, [missing]: undefined })) })
+    t.equal(res.statusCode, 401, `without ${missing}`)
+    t.equal(res.json().code, 'AUTH_TOKEN_INVALID', `without ${missing}`)
+  }
+  // Only what is configured is required.
+  const issuerOnly = await pluginApp(t, { jwt: { secret: TEST_SECRET, issuer: jwt.issuer }, keyPrefix: app.tokens.keys.prefix }, protectedRoute)
+  t.equal((await issuerOnly.inject({ url: '/p', headers: bearer(sign({ ...claims, aud: undefined })) })).statusCode, 200, 'issuer only: aud may be absent')
+  t.equal((await issuerOnly.inject({ url: '/p', headers: bearer(sign({ ...claims, aud: undefined, iss: undefined })) })).json().code, 'AUTH_TOKEN_INVALID', 'issuer only: iss is required')
 })
 
 t.test('clock tolerance accepts a token just past exp, within bounds', async (t) => {

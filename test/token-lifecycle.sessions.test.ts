@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { REDIS_URL, bearer, exampleApp, login, me, pluginApp } from './helpers/app.js'
+import { customApp } from './helpers/refresh.js'
 
 t.test('logout ends the current session only', async (t) => {
   const app = await exampleApp(t, { sso: 'off' })
@@ -204,17 +205,22 @@ t.test('a login that read the claims before a role change issues a stale first t
 })
 
 t.test('the login route reads the time before it checks the credentials', async (t) => {
-  const app = await exampleApp(t, { sso: 'off' })
-  const root = await login(app, 'root')
-  // A role change lands while alice's password is being checked: her first token is stale.
-  const original = app.tokens.openSession.bind(app.tokens)
-  app.tokens.openSession = async (input) => {
-    await app.inject({ method: 'PUT', url: '/admin/users/alice/roles', headers: bearer(root.access_token), payload: { roles: ['user'] } })
-    return await original(input)
-  }
-  const raced = await login(app, 'alice')
-  app.tokens.openSession = original
+  // An injected clock: a login and a role change in one millisecond would
+  // make the login count as after the change (see the test above).
+  const clock = { now: Date.now() }
+  const { app, roles } = await customApp(t, {
+    lifecycle: { clock: () => clock.now },
+    // A role change lands while alice's password is being checked, one millisecond on: her first token is stale.
+    async duringCredentials () {
+      clock.now += 1
+      roles.set('alice', ['admin'])
+      await app.tokens.invalidateClaims('alice')
+    }
+  })
+  const raced = (await app.inject({ method: 'POST', url: '/auth/login', payload: { username: 'alice', password: 'alice-pass' } })).json()
   t.equal((await me(app, raced.access_token)).json().code, 'AUTH_TOKEN_STALE')
   const renewed = await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: raced.refresh_token } })
-  t.equal((await me(app, renewed.json().access_token)).statusCode, 200, 'a refresh reads the claims afresh')
+  const fresh = await me(app, renewed.json().access_token)
+  t.equal(fresh.statusCode, 200, 'a refresh reads the claims afresh')
+  t.same(fresh.json().roles, ['admin'])
 })

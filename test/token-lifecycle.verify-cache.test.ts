@@ -79,3 +79,13 @@ t.test('keyed by the whole token: a token that differs only in its signature is 
   t.throws(() => cached(forged), { code: 'FAST_JWT_INVALID_SIGNATURE' })
   t.equal((cached(token) as { sub: string }).sub, 'alice', 'the genuine token is still served')
 })
+
+t.test('tokens whose exp is not a finite number are not kept', async (t) => {
+  const { verify, calls } = countingVerifier()
+  const cached = cachedVerifier(verify, 10, 0, () => 0)
+  for (const token of ['ok:Infinity', 'ok:NaN']) {
+    cached(token)
+    cached(token)
+  }
+  t.equal(calls.length, 4, 'verified each time')
+})

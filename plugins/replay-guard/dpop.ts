@@ -88,8 +88,11 @@ export async function verifyProof (
   }
   if (payload.htm !== expect.htm) throw new ProofError('htm does not match')
   if (typeof payload.htu !== 'string' || expect.htu === null || normalizeHtu(payload.htu) !== expect.htu) throw new ProofError('htu does not match')
-  // jose checked that iat is a number (requiredClaims); the window applies both ways.
+  // jose checked that iat is a number, but JSON's 1e309 is one too (Infinity).
+  // A fractional iat is a valid NumericDate (RFC 7519 section 2): accepted.
   const iat = payload.iat as number
+  if (!Number.isFinite(iat)) throw new ProofError('iat is not a finite NumericDate')
+  // The window applies both ways.
   if (Math.abs(now - iat * 1000) > opts.iatWindowMs) throw new ProofError('iat outside the window')
   const jti = payload.jti
   if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) throw new ProofError('bad jti')

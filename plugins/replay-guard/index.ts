@@ -68,9 +68,14 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
       : config.scope
   }
 
-  function spend (plan: OnceKeys, key: string, ttl: number, error: () => Error): void {
+  /**
+   * `ttlMs` comes from NumericDates, which may be fractional (RFC 7519): Redis
+   * takes only whole milliseconds for PX, so round up (never keep a key for
+   * less time than asked).
+   */
+  function spend (plan: OnceKeys, key: string, ttlMs: number, error: () => Error): void {
     plan.onceKeys.push(key)
-    plan.onceTtls.push(Math.max(1, ttl))
+    plan.onceTtls.push(Math.max(1, Math.ceil(ttlMs)))
     plan.onceErrors.push(error)
   }
 

@@ -9,6 +9,7 @@ import { ScriptLane, laneSettingsOf } from '../../lib/script-lane.js'
 import type { AuthContext } from '../../lib/types.js'
 import { createAuthenticate } from './authenticate.js'
 import { cachedVerifier } from './verify-cache.js'
+import { checkNumericDates } from './numeric-dates.js'
 import { LocalCache } from './local-cache.js'
 import type { TokenLifecycleOptions } from './options.js'
 import { checkOptions } from './options.js'
@@ -18,6 +19,14 @@ export const PLUGIN_NAME = 'fastify-jwt-sessions/token-lifecycle'
 
 /** Claims every access token must carry; anything without them is not ours. */
 const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'exp', 'cv']
+
+/**
+ * fast-jwt checks `allowedIss`/`allowedAud` only on tokens that carry the
+ * claim: a configured issuer or audience must also be required.
+ */
+function requiredClaims (jwt: { issuer: string | undefined, audience: string | undefined }): string[] {
+  return [...REQUIRED_CLAIMS, ...(jwt.issuer === undefined ? [] : ['iss']), ...(jwt.audience === undefined ? [] : ['aud'])]
+}
 
 /** Verified tokens remembered (verify-cache.ts): a hit skips the signature check, never the Redis check. */
 const VERIFY_CACHE_SIZE = 10_000
@@ -31,7 +40,7 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
     algorithms: [jwt.algorithm],
     allowedIss: jwt.issuer,
     allowedAud: jwt.audience,
-    requiredClaims: REQUIRED_CLAIMS,
+    requiredClaims: requiredClaims(jwt),
     clockTolerance: jwt.clockToleranceMs
   }
   await fastify.register(fastifyJwt, {
@@ -46,7 +55,8 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
   // The hot path calls fast-jwt's verifier directly, with the same options as
   // `fastify.jwt[namespace].verify`: @fastify/jwt would merge its options into
   // new objects on every call.
-  const verifyOnce = createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: false })
+  // Every path to a payload goes through the NumericDate check, cached or not.
+  const verifyOnce = checkNumericDates(createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: false }))
   // Tokens a route accepts only once (replay-guard) skip the cache: they could
   // only ever miss, and measured, filling the cache with them cost more than
   // the verify itself.

@@ -32,8 +32,9 @@ export function cachedVerifier (verify: Verifier, size: number, clockToleranceMs
     }
     const payload = verify(token)
     const exp = (payload as { exp?: unknown }).exp
-    // Only tokens whose lifetime is known are kept (the plugin's verifier requires exp).
-    if (typeof exp === 'number') {
+    // Only tokens whose lifetime is known are kept (the plugin's verifier
+    // requires a finite exp): an entry until Infinity would outlive any revocation of the key.
+    if (typeof exp === 'number' && Number.isFinite(exp)) {
       if (entries.size >= size) entries.delete(entries.keys().next().value!)
       entries.set(token, { payload, until: exp * 1000 + clockToleranceMs })
     }

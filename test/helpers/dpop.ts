@@ -41,3 +41,16 @@ export async function proof (key: DpopKey, input: ProofInput): Promise<string> {
   for (const [name, value] of Object.entries(header)) if (value === undefined) delete header[name]
   return await new SignJWT(payload).setProtectedHeader(header as { alg: string }).sign(key.privateKey)
 }
+
+/**
+ * A proof whose payload is the given JSON text, signed as is: the text may
+ * hold what JSON.stringify never writes (1e309, which JSON.parse reads as
+ * Infinity). ES256 keys only: WebCrypto's ECDSA signature (r || s) is the JWS one.
+ */
+export async function rawProof (key: DpopKey, payloadJson: string): Promise<string> {
+  if (key.alg !== 'ES256') throw new Error('rawProof signs with ES256 keys only')
+  const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.publicJwk })).toString('base64url')
+  const input = `${header}.${Buffer.from(payloadJson).toString('base64url')}`
+  const signature = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key.privateKey, Buffer.from(input))
+  return `${input}.${Buffer.from(signature).toString('base64url')}`
+}

@@ -27,6 +27,8 @@ export interface CustomAppOptions {
   refresh?: Partial<RefreshRotationOptions>
   /** Runs between token-lifecycle and refresh-rotation (extensions, other plugins). */
   before?: (app: FastifyInstance) => Promise<void> | void
+  /** Runs while a login's password is being checked, after its claims were read. */
+  duringCredentials?: (username: string) => Promise<void> | void
   redisUrl?: string
 }
 
@@ -59,7 +61,9 @@ export async function customApp (t: Test, opts: CustomAppOptions = {}): Promise<
     prefix: '/auth',
     loginConfig: app.refreshRotation.loginRouteConfig,
     async verifyCredentials (username, password) {
-      return roles.has(username) && password === `${username}-pass` ? { userId: username, claims: { roles: roles.get(username) } } : null
+      const user = roles.has(username) && password === `${username}-pass` ? { userId: username, claims: { roles: roles.get(username) } } : null
+      await opts.duringCredentials?.(username)
+      return user
     }
   })
   app.get('/api/me', { onRequest: app.authenticate }, async (request) => ({ roles: request.auth!.claims.roles }))
