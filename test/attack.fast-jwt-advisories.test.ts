@@ -122,6 +122,28 @@ for (const [what, payload] of notObjects) {
   })
 }
 
+const { iat: _iat, ...withoutIat } = genuine
+t.test('a server-signed token without iat (the contract: every access token carries iat)', async (t) => {
+  const token = rawToken(HS, withoutIat, serverSigned)
+  assertRefused(t, await bearerGet(app, '/api/me', token), 401, 'AUTH_TOKEN_INVALID')
+  assertRefused(t, await bearerGet(app, '/api/me', token), 401, 'AUTH_TOKEN_INVALID')
+})
+
+t.test('a token without iat presented after its genuine twin was cached is not served the twin\'s entry', async (t) => {
+  const twin = rawToken(HS, genuine, serverSigned)
+  t.equal((await bearerGet(app, '/api/me', twin)).statusCode, 200, 'the twin verified and is cached')
+  assertRefused(t, await bearerGet(app, '/api/me', rawToken(HS, withoutIat, serverSigned)), 401, 'AUTH_TOKEN_INVALID')
+})
+
+t.test('a token without iat refused first does not make its genuine twin fail', async (t) => {
+  const own: Record<string, unknown> = { ...genuine, jti: 'twin-after-refusal' }
+  const { iat: _, ...ownWithoutIat } = own
+  assertRefused(t, await bearerGet(app, '/api/me', rawToken(HS, ownWithoutIat, serverSigned)), 401, 'AUTH_TOKEN_INVALID')
+  const res = await bearerGet(app, '/api/me', rawToken(HS, own, serverSigned))
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().user_id, 'alice')
+})
+
 t.test('GHSA-gmvf-9v4p-v8jc: a token MACed with an empty key', async (t) => {
   assertRefused(t, await bearerGet(app, '/api/me', rawToken(HS, genuine, hmacSigner(''))), 401, 'AUTH_TOKEN_INVALID')
 })

@@ -17,7 +17,7 @@ import { TokenService } from './service.js'
 export const PLUGIN_NAME = 'fastify-jwt-sessions/token-lifecycle'
 
 /** Claims every access token must carry; anything without them is not ours. */
-const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'exp', 'cv']
+const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'iat', 'exp', 'cv']
 
 /** Verified tokens remembered (verify-cache.ts): a hit skips the signature check, never the Redis check. */
 const VERIFY_CACHE_SIZE = 10_000
