@@ -166,6 +166,12 @@ t.test('an empty refresh-token secret refuses to start', async (t) => {
   }), /refresh-rotation: secret must be at least 32 bytes/)
 })
 
+t.test('an empty private key refuses to start (instead of starting as an instance that cannot sign)', async (t) => {
+  await t.rejects(boot({ algorithm: 'EdDSA', privateKey: '', publicKey: ed.publicPem }), /jwt\.privateKey is empty/)
+  await t.rejects(boot({ algorithm: 'EdDSA', privateKey: Buffer.alloc(0), publicKey: ed.publicPem }), /jwt\.privateKey is empty/)
+  await t.resolves(boot({ algorithm: 'EdDSA', publicKey: ed.publicPem }), 'left out: a verify-only instance')
+})
+
 t.test('an empty public key refuses to start', async (t) => {
   await t.rejects(boot({ algorithm: 'ES256', privateKey: ec.privatePem, publicKey: '' }), /jwt\.publicKey is required for ES256/)
 })

@@ -109,6 +109,10 @@ function resolveJwt (jwt: JwtOptions | undefined): ResolvedJwtOptions {
   } else if (['RS256', 'ES256', 'EdDSA'].includes(algorithm)) {
     if (jwt.secret !== undefined) throw new TypeError(`token-lifecycle: ${algorithm} takes privateKey/publicKey, not secret`)
     if (!jwt.publicKey) throw new TypeError(`token-lifecycle: jwt.publicKey is required for ${algorithm}`)
+    // Say, an environment variable set but empty: that instance could not sign a login.
+    if (jwt.privateKey !== undefined && Buffer.byteLength(jwt.privateKey) === 0) {
+      throw new TypeError('token-lifecycle: jwt.privateKey is empty; leave it out on an instance that only verifies')
+    }
     signKey = jwt.privateKey
     verifyKey = jwt.publicKey
   } else {
