@@ -1,7 +1,7 @@
 import fastifyRedis from '@fastify/redis'
 import { Type, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify from 'fastify'
+import Fastify, { errorCodes } from 'fastify'
 import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fastify'
 import { Redis, Cluster } from 'ioredis'
 import { createHash, timingSafeEqual } from 'node:crypto'
@@ -51,6 +51,8 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
   const app = Fastify({ ...fastifyOptions }).withTypeProvider<TypeBoxTypeProvider>()
   app.setValidatorCompiler(TypeBoxValidatorCompiler)
   acceptEmptyJsonBody(app)
+  // Fastify's own 404 body has no `code`; the contract gives every error one.
+  app.setNotFoundHandler(async () => { throw new errorCodes.FST_ERR_NOT_FOUND() })
   const users: Map<string, DemoUser> = demoUsers()
 
   const redis = createRedisClient(config)
