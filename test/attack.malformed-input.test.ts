@@ -136,6 +136,15 @@ t.test('an extra field nested 50,000 objects deep, with constructor.prototype at
   assertRefused(t, await postJson('/auth/login', `{"username":"bob","password":"bob-pass","x":${deep}}`), 400, 'FST_ERR_CTP_INVALID_JSON_BODY')
 })
 
+t.test('a __proto__ member at the top of the login body (prototype pollution)', async (t) => {
+  assertRefused(t, await postJson('/auth/login', '{"username":"bob","password":"bob-pass","__proto__":{"roles":["admin"]}}'), 400, 'FST_ERR_CTP_INVALID_JSON_BODY')
+  t.equal(({} as Record<string, unknown>).roles, undefined, 'no prototype was touched')
+})
+
+t.test('a constructor.prototype member at the top of the login body', async (t) => {
+  assertRefused(t, await postJson('/auth/login', '{"username":"bob","password":"bob-pass","constructor":{"prototype":{"roles":["admin"]}}}'), 400, 'FST_ERR_CTP_INVALID_JSON_BODY')
+})
+
 t.test('truncated JSON', async (t) => {
   assertRefused(t, await postJson('/auth/login', '{"username":"bob","password":'), 400, 'FST_ERR_CTP_INVALID_JSON_BODY')
 })
