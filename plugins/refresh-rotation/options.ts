@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import { deriveKey } from '../../lib/crypto.js'
 import { toMs, toPositiveMs } from '../../lib/durations.js'
+import { isAsymmetricKeyMaterial } from '../../lib/key-material.js'
 import type { ResolvedTokenLifecycleOptions } from '../token-lifecycle/options.js'
 
 export type Duration = number | string
@@ -84,6 +85,8 @@ export function checkOptions (opts: RefreshRotationOptions, core: Readonly<Resol
   let key: Buffer
   if (opts.secret !== undefined) {
     if (Buffer.byteLength(opts.secret) < MIN_SECRET_BYTES) throw new TypeError(`${NAME}: secret must be at least ${MIN_SECRET_BYTES} bytes`)
+    // Whoever holds the public key could derive the MAC key and forge refresh tokens.
+    if (isAsymmetricKeyMaterial(opts.secret)) throw new TypeError(`${NAME}: secret is a key of a key pair (PEM, DER or JWK), not a random secret`)
     key = deriveKey(opts.secret, 'refresh')
   } else if (core.jwt.algorithm.startsWith('HS')) {
     // An independent key: a refresh MAC can never be mistaken for a JWT signature.

@@ -18,7 +18,7 @@ import { TokenService } from './service.js'
 export const PLUGIN_NAME = 'fastify-jwt-sessions/token-lifecycle'
 
 /** Claims every access token must carry; anything without them is not ours. */
-const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'exp', 'cv']
+const REQUIRED_CLAIMS = ['sub', 'sid', 'jti', 'iat', 'exp', 'cv']
 
 /**
  * fast-jwt checks `allowedIss`/`allowedAud` only on tokens that carry the

@@ -1,6 +1,7 @@
 import type { Clock } from '../../lib/clock.js'
 import { systemClock } from '../../lib/clock.js'
 import { toMs, toPositiveMs } from '../../lib/durations.js'
+import { isAsymmetricKeyMaterial } from '../../lib/key-material.js'
 import type { RedisSourceOptions } from '../../lib/redis.js'
 
 export type Duration = number | string
@@ -101,10 +102,17 @@ function resolveJwt (jwt: JwtOptions | undefined): ResolvedJwtOptions {
     if (Buffer.byteLength(jwt.secret) < HMAC_MIN_SECRET_BYTES) {
       throw new TypeError(`token-lifecycle: jwt.secret must be at least ${HMAC_MIN_SECRET_BYTES} bytes`)
     }
+    if (isAsymmetricKeyMaterial(jwt.secret)) {
+      throw new TypeError(`token-lifecycle: jwt.secret is a key of a key pair (PEM, DER or JWK), which anyone holding its public key could sign ${algorithm} tokens with; use a random secret, or algorithm RS256/ES256/EdDSA with privateKey/publicKey`)
+    }
     signKey = verifyKey = jwt.secret
   } else if (['RS256', 'ES256', 'EdDSA'].includes(algorithm)) {
     if (jwt.secret !== undefined) throw new TypeError(`token-lifecycle: ${algorithm} takes privateKey/publicKey, not secret`)
     if (!jwt.publicKey) throw new TypeError(`token-lifecycle: jwt.publicKey is required for ${algorithm}`)
+    // Say, an environment variable set but empty: that instance could not sign a login.
+    if (jwt.privateKey !== undefined && Buffer.byteLength(jwt.privateKey) === 0) {
+      throw new TypeError('token-lifecycle: jwt.privateKey is empty; leave it out on an instance that only verifies')
+    }
     signKey = jwt.privateKey
     verifyKey = jwt.publicKey
   } else {
