@@ -5,6 +5,7 @@ import t from 'tap'
 import type { Cluster, Redis } from 'ioredis'
 import { createRedisClient, redisClientOptions } from '../example-server/app.js'
 import { configFromEnv } from '../example-server/config.js'
+import { spawnTsServer } from './helpers/spawn.js'
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
 
@@ -112,4 +113,11 @@ t.test('REDIS_USERNAME and REDIS_PASSWORD override the URL\'s credentials, each 
   t.match((clientOptions({ REDIS_URL: url, REDIS_PASSWORD: 'env-pw' }) as Redis).options, { username: 'url-user', password: 'env-pw' })
   t.match((clientOptions({ REDIS_URL: url, REDIS_USERNAME: 'env-user' }) as Redis).options, { username: 'env-user', password: 'url@pw' })
   t.match((clientOptions({ REDIS_URL: 'redis://127.0.0.1:1', REDIS_USERNAME: 'u', REDIS_PASSWORD: 'p' }) as Redis).options, { username: 'u', password: 'p' })
+})
+
+t.test('`npm run example` with a bad value exits at once, with the message', async (t) => {
+  const { child, output } = await spawnTsServer(t, 'example-server/server.ts', { REDIS_SENTINELS: 'sentinel-without-port' }, 'expected host:port')
+  const status = child.exitCode ?? await new Promise((resolve) => child.once('exit', resolve))
+  t.not(status, 0, 'a non-zero exit status')
+  t.match(output(), 'REDIS_SENTINELS: expected host:port, got "sentinel-without-port"')
 })
