@@ -49,16 +49,53 @@ export const redisClientOptions = {
   retryStrategy: reconnectDelay
 } as const satisfies RedisOptions
 
+/**
+ * REDIS_USERNAME and REDIS_PASSWORD win over the URL's own credentials. They
+ * go into the URL, not the options: ioredis lets a URL's values win over
+ * options given beside it.
+ */
+function urlWithCredentials (config: ExampleConfig): string {
+  if (config.redisUsername === null && config.redisPassword === null) return config.redisUrl
+  const url = new URL(config.redisUrl)
+  if (config.redisUsername !== null) url.username = encodeURIComponent(config.redisUsername)
+  if (config.redisPassword !== null) url.password = encodeURIComponent(config.redisPassword)
+  return url.href
+}
+
+/**
+ * The example's one client, on whichever Redis the configuration names
+ * (Cluster, then Sentinel, then REDIS_URL), always with `redisClientOptions`.
+ * REDIS_CA_FILE's CA checks every TLS connection: a rediss:// URL's, every
+ * Cluster node's, and with Sentinel both the sentinels' and the data nodes'.
+ */
 export function createRedisClient (config: ExampleConfig): Redis | Cluster {
+  const tls = config.redisCa === null ? undefined : { ca: config.redisCa }
+  const credentials = {
+    ...(config.redisUsername === null ? {} : { username: config.redisUsername }),
+    ...(config.redisPassword === null ? {} : { password: config.redisPassword })
+  }
   if (config.clusterNodes) {
     return new Cluster(config.clusterNodes, {
       enableOfflineQueue: false,
       enableAutoPipelining: true,
       clusterRetryStrategy: reconnectDelay,
-      redisOptions: redisClientOptions
+      redisOptions: { ...redisClientOptions, ...credentials, tls }
     })
   }
-  return new Redis(config.redisUrl, redisClientOptions)
+  if (config.sentinels) {
+    return new Redis({
+      ...redisClientOptions,
+      ...credentials,
+      sentinels: config.sentinels,
+      name: config.sentinelName,
+      // Without a reachable sentinel, try the list again at the same pace as a lost Redis.
+      sentinelRetryStrategy: reconnectDelay,
+      tls,
+      sentinelTLS: tls,
+      enableTLSForSentinelMode: tls !== undefined
+    })
+  }
+  return new Redis(urlWithCredentials(config), { ...redisClientOptions, tls })
 }
 
 function requireRole (role: string) {

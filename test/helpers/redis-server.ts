@@ -1,7 +1,7 @@
 import { spawn, execFile } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -87,6 +87,152 @@ export async function startRedisServer (t: Test, args: string[] = []): Promise<R
       await waitForPing(port, undefined, 10)
     }
   }
+}
+
+export interface TlsFiles {
+  /** The CA's certificate: the file REDIS_CA_FILE names. */
+  caFile: string
+  certFile: string
+  keyFile: string
+}
+
+/**
+ * A CA of the test's own and a certificate it signed for 127.0.0.1 and
+ * localhost, made with openssl in a temporary folder removed at teardown.
+ * P-256 keys: quicker to make than RSA on a loaded machine.
+ */
+export async function makeTlsFiles (t: Test): Promise<TlsFiles> {
+  const dir = mkdtempSync(join(tmpdir(), 'fjs-tls-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = (name: string) => join(dir, name)
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2']
+  await exec('openssl', ['req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.crt'), '-subj', '/CN=fastify-jwt-sessions test CA'])
+  await exec('openssl', [
+    'req', '-x509', ...ec, '-CA', file('ca.crt'), '-CAkey', file('ca.key'), '-keyout', file('redis.key'), '-out', file('redis.crt'),
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-addext', 'basicConstraints=CA:FALSE'
+  ])
+  return { caFile: file('ca.crt'), certFile: file('redis.crt'), keyFile: file('redis.key') }
+}
+
+/** redis-server's settings for a TLS port with these files; clients show no certificate. */
+function tlsSettings (tlsPort: number, files: TlsFiles): Array<[string, string]> {
+  return [['tls-port', String(tlsPort)], ['tls-cert-file', files.certFile], ['tls-key-file', files.keyFile], ['tls-ca-cert-file', files.caFile], ['tls-auth-clients', 'no']]
+}
+
+export interface TlsRedisProcess extends RedisProcess {
+  tlsPort: number
+  /** rediss://127.0.0.1:<tlsPort> */
+  tlsUrl: string
+}
+
+/**
+ * A private redis-server that also listens for TLS on a port of its own. Its
+ * plain port stays open for the helpers' own readiness checks and for the
+ * test's set-up (ACL SETUSER and such); the app under test is given the TLS
+ * port only, where a plaintext client gets no answer.
+ */
+export async function startTlsRedisServer (t: Test, files: TlsFiles, args: string[] = []): Promise<TlsRedisProcess> {
+  const tlsPort = await freePort()
+  const server = await startRedisServer(t, [...tlsSettings(tlsPort, files).flatMap(([k, v]) => [`--${k}`, v]), ...args])
+  return Object.defineProperties(server, {
+    tlsPort: { value: tlsPort, enumerable: true },
+    tlsUrl: { value: `rediss://127.0.0.1:${tlsPort}`, enumerable: true }
+  }) as TlsRedisProcess
+}
+
+export interface SentinelProcess { port: number, readonly process: ChildProcess, kill (): void }
+
+export interface RedisSentinelSetup {
+  /** The monitored master's name (REDIS_SENTINEL_NAME). */
+  name: string
+  primary: RedisProcess
+  replica: RedisProcess
+  sentinels: SentinelProcess[]
+  /** The sentinels as REDIS_SENTINELS lists them (their TLS ports with `tls`). */
+  sentinelNodes: Array<{ host: string, port: number }>
+  /** Where the data nodes take clients: their TLS ports with `tls`, else their ports. */
+  dataPort (node: RedisProcess): number
+}
+
+/**
+ * Polls the redis or sentinel on `port` (plain, one new connection a try)
+ * until `check` holds; fails after 20 s, naming what did not happen.
+ */
+async function waitFor (port: number, what: string, check: (r: Redis) => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000
+  while (Date.now() < deadline) {
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+    client.on('error', () => {})
+    try {
+      await client.connect()
+      if (await check(client)) return
+    } catch {
+      // not up yet
+    } finally {
+      client.disconnect()
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`${what} (port ${port}) did not happen within 20 s`)
+}
+
+/**
+ * A Sentinel set-up on free ports: 1 primary, 1 replica and 3 sentinels
+ * (quorum 2) monitoring it under `name`. Debian's package has no
+ * `redis-sentinel` binary; `redis-server <file> --sentinel` is the same
+ * program. Resolves once the replica has synced and every sentinel names the
+ * primary; unless `awaitPeers` is false, also once each sentinel knows the
+ * replica and has heard the two others (what a failover needs: about 5 s
+ * more, sentinels greet each other every 2 s). With `tls`, data nodes and sentinels also take TLS on
+ * ports of their own and replicate and monitor over TLS; their plain ports
+ * serve the waits below.
+ */
+export async function startRedisSentinel (t: Test, opts: { name?: string, tls?: TlsFiles, awaitPeers?: boolean } = {}): Promise<RedisSentinelSetup> {
+  const name = opts.name ?? 'mymaster'
+  const startNode = async (args: string[]): Promise<RedisProcess> => opts.tls
+    ? await startTlsRedisServer(t, opts.tls, ['--tls-replication', 'yes', ...args])
+    : await startRedisServer(t, args)
+  const dataPort = (node: RedisProcess) => (node as Partial<TlsRedisProcess>).tlsPort ?? node.port
+  // Without a delay: a diskless sync otherwise waits 5 s for more replicas, on every node a failover may promote.
+  const noSyncDelay = ['--repl-diskless-sync-delay', '0']
+  const primary = await startNode(noSyncDelay)
+  const replica = await startNode(['--replicaof', '127.0.0.1', String(dataPort(primary)), ...noSyncDelay])
+  await waitFor(replica.port, 'the replica\'s sync', async (r) => /master_link_status:up/.test(await r.info('replication')))
+
+  const dir = mkdtempSync(join(tmpdir(), 'fjs-sentinel-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const sentinels: SentinelProcess[] = []
+  const sentinelNodes = []
+  for (let i = 0; i < 3; i++) {
+    const port = await freePort()
+    const tlsPort = opts.tls ? await freePort() : null
+    // Sentinel rewrites its file (the peers and replicas it learns): one writable file each.
+    const file = join(dir, `sentinel-${i}.conf`)
+    writeFileSync(file, [
+      `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
+      ...(opts.tls && tlsPort !== null
+        ? [...tlsSettings(tlsPort, opts.tls).map(([k, v]) => `${k} ${v}`), 'tls-replication yes']
+        : []),
+      `sentinel monitor ${name} 127.0.0.1 ${dataPort(primary)} 2`,
+      `sentinel down-after-milliseconds ${name} 1000`,
+      `sentinel failover-timeout ${name} 5000`
+    ].join('\n') + '\n')
+    const child = spawn('redis-server', [file, '--sentinel'], { stdio: 'ignore' })
+    t.teardown(() => { child.kill('SIGCONT'); child.kill('SIGKILL') })
+    sentinels.push({ port, process: child, kill: () => { child.kill('SIGKILL') } })
+    sentinelNodes.push({ host: '127.0.0.1', port: tlsPort ?? port })
+  }
+  for (const { port } of sentinels) {
+    await waitFor(port, 'a settled sentinel', async (r) => {
+      const master = await r.call('SENTINEL', 'get-master-addr-by-name', name) as [string, string] | null
+      if (master === null || Number(master[1]) !== dataPort(primary)) return false
+      if (opts.awaitPeers === false) return true
+      const replicas = await r.call('SENTINEL', 'replicas', name) as unknown[]
+      const peers = await r.call('SENTINEL', 'sentinels', name) as unknown[]
+      return replicas.length === 1 && peers.length === 2
+    })
+  }
+  return { name, primary, replica, sentinels, sentinelNodes, dataPort }
 }
 
 /** A 3-master Redis Cluster from plain redis-server processes on free ports. */
