@@ -177,8 +177,10 @@ t.test('fuzz: DPoP proofs at login, refresh and on protected routes', async (t) 
       const genuine = await validProof(s, where)
       const donor = await validProof(s, where)
       const presented = headerSafe(mutate(genuine, edits, donor))
-      // A graft of the donor's signature onto its own header and claims is the donor: a valid proof.
-      fc.pre(!sameJwt(presented, genuine) && !sameJwt(presented, donor))
+      // A graft of the donor's signature onto its own header and claims is the
+      // donor: a valid proof. jose's decoder skips blanks in the signature: a
+      // blank there spells the same proof (same jti: no replay either).
+      fc.pre(!sameJwt(presented, genuine, true) && !sameJwt(presented, donor, true))
       checkRefused(await s.app.inject(request(s, where, presented)), `a mutated proof at ${where}`)
     }))
 

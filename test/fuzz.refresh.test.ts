@@ -3,7 +3,7 @@ import type { InjectOptions } from 'fastify'
 import t from 'tap'
 import { exampleApp, login, me } from './helpers/app.js'
 import { ContractBreach, announce, checkAnswer, checkRefused, holds } from './helpers/fuzz.js'
-import { anyJson, anyText, headerText, hugeText, mutate, mutations } from './helpers/fuzz-arbitraries.js'
+import { anyJson, anyText, headerText, hugeText, mutate, mutations, poisonsPrototype } from './helpers/fuzz-arbitraries.js'
 import { exampleCodec, refresh } from './helpers/refresh.js'
 import type { RefreshToken } from '../plugins/refresh-rotation/token.js'
 
@@ -69,7 +69,7 @@ t.test('fuzz: refresh tokens and bodies', async (t) => {
       const { code } = checkRefused(res, 'a random refresh body')
       if (!('json' in body) || sizeOf(options) > BODY_LIMIT) return
       // Fastify refuses prototype-poisoning keys before any schema sees them.
-      if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' && /"(__proto__|constructor)"/.test(options.payload as string)) return
+      if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' && poisonsPrototype(body.json)) return
       const token = (body.json as { refresh_token?: unknown } | null)?.refresh_token
       const expected = typeof body.json === 'object' && body.json !== null && !Array.isArray(body.json) && typeof token === 'string'
         ? 'AUTH_REFRESH_INVALID'

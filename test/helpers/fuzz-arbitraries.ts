@@ -140,14 +140,31 @@ export function mutate (value: string, edits: readonly Mutation[], donor: string
  * header and payload text and the same signature bytes. base64url leaves the
  * low bits of a segment's last character unused (an HS256 signature has 2 of
  * them), and verifiers decode before comparing: such a variant carries the
- * genuine token's signature, not a forged one.
+ * genuine token's signature, not a forged one. `whitespace`: the verifier's
+ * decoder also skips blanks in the signature (jose's does, for DPoP proofs).
  */
-export function sameJwt (presented: string, genuine: string): boolean {
+export function sameJwt (presented: string, genuine: string, whitespace = false): boolean {
   if (presented === genuine) return true
   const a = presented.split('.')
   const b = genuine.split('.')
   if (a.length !== 3 || b.length !== 3 || a[0] !== b[0] || a[1] !== b[1]) return false
-  return /^[A-Za-z0-9_-]*$/.test(a[2]) && Buffer.from(a[2], 'base64url').equals(Buffer.from(b[2], 'base64url'))
+  const signature = whitespace ? a[2].replace(/[\t\n\f\r ]/g, '') : a[2]
+  return /^[A-Za-z0-9_-]*$/.test(signature) && Buffer.from(signature, 'base64url').equals(Buffer.from(b[2], 'base64url'))
+}
+
+/**
+ * Whether Fastify's JSON parser refuses a body for prototype poisoning
+ * (secure-json-parse): an own `__proto__` key, or a `constructor` key whose
+ * value has a `prototype` key, at any depth.
+ */
+export function poisonsPrototype (value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (Array.isArray(value)) return value.some(poisonsPrototype)
+  if (Object.hasOwn(value, '__proto__')) return true
+  const record = value as Record<string, unknown>
+  const ctor = record.constructor
+  if (Object.hasOwn(value, 'constructor') && typeof ctor === 'object' && ctor !== null && Object.hasOwn(ctor, 'prototype')) return true
+  return Object.values(record).some(poisonsPrototype)
 }
 
 // --- JWTs built from scratch ------------------------------------------------
