@@ -51,8 +51,8 @@ export async function holds<Ts extends [unknown, ...unknown[]]> (
   const details = await fc.check(property, { seed: FUZZ_SEED, numRuns })
   if (details.failed) {
     const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance)
-    t.fail(`${name}: ${error}`, {
-      replay: `FUZZ_SEED=${FUZZ_SEED} FUZZ_RUNS=${FUZZ_RUNS}`,
+    // The replay command in the message itself: every reporter shows that line.
+    t.fail(`${name}: ${error} (replay: FUZZ_SEED=${FUZZ_SEED} FUZZ_RUNS=${FUZZ_RUNS})`, {
       counterexample: fc.stringify(details.counterexample),
       report: fc.defaultReportMessage(details)
     })
