@@ -1,8 +1,8 @@
 import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import t from 'tap'
-import { bearer, exampleApp, login, me } from './helpers/app.js'
-import { ContractBreach, announce, checkAnswer, checkRefused, holds } from './helpers/fuzz.js'
+import { bearer, login, me } from './helpers/app.js'
+import { ContractBreach, announce, checkAnswer, checkRefused, fuzzApp, holds } from './helpers/fuzz.js'
 import { anyJson, anyText, headerText, hugeText, poisonsPrototype, wellFormedText } from './helpers/fuzz-arbitraries.js'
 
 /*
@@ -86,8 +86,8 @@ async function sessionsOf (app: FastifyInstance, token: string): Promise<Array<R
 }
 
 t.test('fuzz: login, password and device bodies', async (t) => {
-  const app = await exampleApp(t, { loginRateMax: 1_000_000 })
-  const byType = await exampleApp(t, { loginRateMax: 1_000_000, sso: 'device-type' })
+  const app = await fuzzApp(t)
+  const byType = await fuzzApp(t, { sso: 'device-type' })
   const alice = await login(app, 'alice')
 
   await holds(t, 'a login body gets 200 only for the right password, a 400 for a bad field, else a 401', fc.asyncProperty(

@@ -2,10 +2,11 @@ import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { exampleApp, login } from './helpers/app.js'
+import type { Test } from 'tap'
+import { login } from './helpers/app.js'
 import { ath, dpopKey, proof } from './helpers/dpop.js'
 import type { DpopKey } from './helpers/dpop.js'
-import { ContractBreach, announce, checkAnswer, checkRefused, holds } from './helpers/fuzz.js'
+import { ContractBreach, announce, checkAnswer, checkRefused, fuzzApp, holds } from './helpers/fuzz.js'
 import { anyJson, anyText, headerSafe, headerText, mutate, mutations, sameJwt } from './helpers/fuzz-arbitraries.js'
 import { refresh } from './helpers/refresh.js'
 
@@ -31,8 +32,8 @@ interface Setup {
   unbound: { access_token: string }
 }
 
-async function setup (t: Parameters<typeof exampleApp>[0]): Promise<Setup> {
-  const app = await exampleApp(t, { loginRateMax: 1_000_000, refreshRateMax: 1_000_000 })
+async function setup (t: Test): Promise<Setup> {
+  const app = await fuzzApp(t)
   const key = await dpopKey()
   const otherKey = await dpopKey('EdDSA')
   const res = await app.inject({

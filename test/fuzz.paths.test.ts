@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import t from 'tap'
-import { bearer, exampleApp, login, me } from './helpers/app.js'
-import { ContractBreach, announce, checkAnswer, checkRefused, holds } from './helpers/fuzz.js'
+import { bearer, login, me } from './helpers/app.js'
+import { ContractBreach, announce, checkAnswer, checkRefused, fuzzApp, holds } from './helpers/fuzz.js'
 import { anyJson, anyText, wellFormedText } from './helpers/fuzz-arbitraries.js'
 
 /*
@@ -32,7 +32,7 @@ const query = fc.oneof(
 )
 
 t.test('fuzz: path parameters and query strings', async (t) => {
-  const app = await exampleApp(t, { loginRateMax: 1_000_000 })
+  const app = await fuzzApp(t)
   const alice = await login(app, 'alice', { device_id: 'phone' })
   const bob = await login(app, 'bob', { device_id: 'phone' })
   const root = await login(app, 'root')

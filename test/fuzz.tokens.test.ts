@@ -2,8 +2,8 @@ import fc from 'fast-check'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
-import { TEST_SECRET, bearer, exampleApp, login, me } from './helpers/app.js'
-import { ContractBreach, announce, checkAnswer, checkRefused, holds } from './helpers/fuzz.js'
+import { TEST_SECRET, bearer, login, me } from './helpers/app.js'
+import { ContractBreach, announce, checkAnswer, checkRefused, fuzzApp, holds } from './helpers/fuzz.js'
 import {
   buildJwt, forgedJwt, headerSafe, headerText, mutate, mutations, payloadOf, sameJwt, serverSignedJwt, signedLikeTheServer
 } from './helpers/fuzz-arbitraries.js'
@@ -20,8 +20,7 @@ announce(t, 'test/fuzz.tokens.test.ts')
 interface Target { app: FastifyInstance, alice: string, aliceSid: string, root: string, rootSid: string }
 
 async function target (t: Test, localCache: boolean): Promise<Target> {
-  // Limits out of the way: every case would otherwise count towards the same few quotas.
-  const app = await exampleApp(t, { localCache, loginRateMax: 1_000_000 })
+  const app = await fuzzApp(t, { localCache })
   const alice = await login(app, 'alice')
   const root = await login(app, 'root')
   return { app, alice: alice.access_token, aliceSid: alice.session_id, root: root.access_token, rootSid: root.session_id }

@@ -1,6 +1,8 @@
 import fc from 'fast-check'
-import type { LightMyRequestResponse } from 'fastify'
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
+import type { ExampleConfig } from '../../example-server/config.js'
+import { exampleApp } from './app.js'
 
 /*
  * How the fuzz files run (test/fuzz.*.test.ts). CI runs them with a fixed seed
@@ -59,6 +61,15 @@ export async function holds<Ts extends [unknown, ...unknown[]]> (
   } else {
     t.pass(`${name} (${details.numRuns} cases)`)
   }
+}
+
+/**
+ * The example server as the fuzz files drive it: rate limits out of the way
+ * (every case would otherwise count towards the same few quotas) and access
+ * tokens that outlive a long run (the genuine ones serve every case).
+ */
+export async function fuzzApp (t: Test, overrides: Partial<ExampleConfig> = {}): Promise<FastifyInstance> {
+  return await exampleApp(t, { loginRateMax: 1_000_000, refreshRateMax: 1_000_000, accessTtl: 86_400, ...overrides })
 }
 
 /** A breach of the contract found in one answer: thrown so that fast-check shrinks towards it. */
