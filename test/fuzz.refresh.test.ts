@@ -103,7 +103,7 @@ t.test('fuzz: refresh tokens and bodies', async (t) => {
         userId = 'root'
         sessionId = live.session_id
       }
-      // The codec's own sealing, with values no session of this server has.
+      // The codec's own (private) sealing: no public call mints an arbitrary generation.
       const token = (codec['seal'] as (...args: unknown[]) => RefreshToken)(userId, sessionId, forged.generation, forged.deadline, Buffer.from(forged.nonce))
       // The server's clock reads after this one: a deadline past `before` may still be ahead for it.
       const before = Date.now()
