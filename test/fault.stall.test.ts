@@ -56,14 +56,18 @@ async function run (t: Test, app: FastifyInstance, admin: Redis, probe: RefreshP
 
 t.test('Redis stopped (SIGSTOP) under load: only 503 AUTH_STORE_UNAVAILABLE, nothing unchecked, nothing lost or spent, back at once', async (t) => {
   const { redis, app, admin, probe } = await stalledSetup(t)
-  t.teardown(() => redis.resume())
   await run(t, app, admin, probe, async (load) => {
     await stopped(redis)
     const start = performance.now()
-    await probe.refuse(t)
-    await load.until('every user to be refused on every route', (vu) => vu.answered(503, ROUTES, start))
-    const end = performance.now()
-    redis.resume()
+    let end = start
+    // Resumed whatever happens: a stopped Redis would hold the app's close (QUIT) too.
+    try {
+      await probe.refuse(t)
+      await load.until('every user to be refused on every route', (vu) => vu.answered(503, ROUTES, start))
+      end = performance.now()
+    } finally {
+      redis.resume()
+    }
     await admin.ping()
     return { start, end, back: performance.now() }
   })
@@ -75,10 +79,14 @@ t.test('Redis paused for writes (CLIENT PAUSE WRITE) under load: scripts are hel
     // Long enough never to end by itself: CLIENT UNPAUSE ends it.
     await admin.call('CLIENT', 'PAUSE', '60000', 'WRITE')
     const start = performance.now()
-    await probe.refuse(t)
-    await load.until('every user to be refused on every route', (vu) => vu.answered(503, ROUTES, start))
-    const end = performance.now()
-    await admin.call('CLIENT', 'UNPAUSE')
+    let end = start
+    try {
+      await probe.refuse(t)
+      await load.until('every user to be refused on every route', (vu) => vu.answered(503, ROUTES, start))
+      end = performance.now()
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE')
+    }
     return { start, end, back: performance.now() }
   })
 })
@@ -104,7 +112,6 @@ t.test('Redis blocked (DEBUG SLEEP) under load: the same holds', async (t) => {
 
 t.test('the local cache during a stall: it answers cached sessions for at most two heartbeats after the last message, then 503', async (t) => {
   const { redis, app, admin, probe } = await stalledSetup(t, [], true)
-  t.teardown(() => redis.resume())
   await app.ready()
   const cache = app.tokens.localCache!
   const staleAfterMs = 2 * app.tokens.options.localCache!.heartbeatMs
@@ -125,12 +132,16 @@ t.test('the local cache during a stall: it answers cached sessions for at most t
     await until('the cache to answer', () => hits.length > 0 && messages.length > 0)
     await stopped(redis)
     const start = performance.now()
-    await probe.refuse(t)
-    // No message can come while Redis is stopped: the cache is past its staleness bound once every user got a 503 for a check sent after it.
-    const stale = () => messages.at(-1)! + staleAfterMs
-    await load.until('the cache to stop answering', (vu) => vu.answers.some((a) => a.kind === 'me' && a.status === 503 && a.sentAt > stale()))
-    const end = performance.now()
-    redis.resume()
+    let end = start
+    try {
+      await probe.refuse(t)
+      // No message can come while Redis is stopped: the cache is past its staleness bound once every user got a 503 for a check sent after it.
+      const stale = () => messages.at(-1)! + staleAfterMs
+      await load.until('the cache to stop answering', (vu) => vu.answers.some((a) => a.kind === 'me' && a.status === 503 && a.sentAt > stale()))
+      end = performance.now()
+    } finally {
+      redis.resume()
+    }
     await admin.ping()
     outage = { start, end, back: performance.now() }
     await served(load, outage)
