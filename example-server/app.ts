@@ -145,7 +145,8 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
     accessTokenTtl: config.accessTtl,
     idleTimeout: config.refreshTtl,
     maxSessionAge: config.sessionMaxAge,
-    localCache: config.localCache ? {} : false
+    localCache: config.localCache ? {} : false,
+    storeTimeout: config.storeTimeoutMs === undefined ? undefined : `${config.storeTimeoutMs}ms`
   })
   await app.register(ssoSession, {
     policy: config.sso as SsoPolicyInput,

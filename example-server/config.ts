@@ -29,6 +29,11 @@ export interface ExampleConfig {
   loginRateMax: number
   loginRateWindow: number
   localCache: boolean
+  /**
+   * token-lifecycle's `storeTimeout`, in ms; its default (800 ms) when absent.
+   * Not read from the environment: the fault tests shorten it to stay fast.
+   */
+  storeTimeoutMs?: number
 }
 
 export interface HostPort { host: string, port: number }
