@@ -124,7 +124,8 @@ function infoField (info: string, name: string): string | undefined {
 /**
  * A Redis Cluster of 3 masters, each with one replica, from plain
  * redis-server processes on free ports; resolves once every node sees all six
- * and the cluster ok, and every replica holds its master's data.
+ * (three of them replicas) and the cluster ok, and every replica holds its
+ * master's data.
  * `nodeTimeoutMs` (cluster-node-timeout) is short so that a killed master is
  * failed over in about two of it.
  */
@@ -146,8 +147,11 @@ export async function startReplicatedRedisCluster (t: Test, nodeTimeoutMs = 1000
     await waitForPing(server.port, async (client) => {
       const info = await client.cluster('INFO') as string
       if (infoField(info, 'cluster_state') !== 'ok' || infoField(info, 'cluster_known_nodes') !== '6') return false
+      // Each node learns the others' roles by gossip: every node must know the three replicas.
+      const view = (await client.cluster('NODES') as string).trim().split('\n').map((line) => line.split(' '))
+      if (view.filter((node) => node[2]!.split(',').includes('slave')).length !== 3) return false
       id = await client.cluster('MYID') as string
-      const me = (await client.cluster('NODES') as string).split('\n').find((line) => line.startsWith(id))!.split(' ')
+      const me = view.find((node) => node[0] === id)!
       replicaOf = me[3] === '-' ? null : me[3]
       if (replicaOf === null) return true
       const replication = await client.info('replication')
