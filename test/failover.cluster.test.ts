@@ -1,9 +1,9 @@
 import t from 'tap'
 import type { FastifyInstance, InjectOptions } from 'fastify'
-import { Redis } from 'ioredis'
 import { bearer, exampleApp, login } from './helpers/app.js'
 import type { LoginAnswer } from './helpers/app.js'
 import { refresh } from './helpers/refresh.js'
+import { infoField, isMaster, masterOf, nodeClient, until } from './helpers/replication.js'
 import { startReplicatedRedisCluster } from './helpers/redis-server.js'
 
 type Kind = 'login' | 'me' | 'me-revoked' | 'refresh'
@@ -27,46 +27,12 @@ const VIRTUAL_USERS = ['alice', 'alice', 'bob', 'root']
 const THINK_MS = 5
 /** Bounds of the run, far above what it needs: a hung failover fails the test instead of hanging it. */
 const MAX_ITERATIONS = 50_000
-const WAIT_BOUND_MS = 30_000
 /** The contract: service resumes within 5 s of a new master being promoted. */
 const RESUME_WITHIN_MS = 5000
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function until (what: string, condition: () => Promise<boolean> | boolean, intervalMs = 20): Promise<void> {
-  const deadline = performance.now() + WAIT_BOUND_MS
-  while (!(await condition())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(intervalMs)
-  }
-}
-
-type Test = { teardown: (fn: () => unknown) => void }
-
-function replicationOffset (info: string, field: string): number {
-  return Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(info)![1])
-}
-
-function nodeClient (t: Test, port: number): Redis {
-  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null })
-  client.on('error', () => {})
-  t.teardown(() => { client.disconnect() })
-  return client
-}
-
-/** The id of the master serving a key's slot, per CLUSTER SLOTS on one node. */
-async function masterOf (client: Redis, key: string): Promise<string> {
-  const slot = await client.cluster('KEYSLOT', key) as number
-  const ranges = await client.cluster('SLOTS')
-  return ranges.find(([from, to]) => from <= slot && slot <= to)![2][2]
-}
-
-/** Whether a node sees itself as a master (CLUSTER NODES, its `myself` line). */
-async function isMaster (client: Redis): Promise<boolean> {
-  const nodes = await client.cluster('NODES') as string
-  const me = nodes.split('\n').find((line) => line.includes('myself'))!
-  return me.split(' ')[2]!.split(',').includes('master')
-}
+const replicationOffset = (info: string, field: string) => Number(infoField(info, field))
 
 async function call (app: FastifyInstance, kind: Kind, user: string, request: InjectOptions): Promise<{ answer: Answer, body: Record<string, unknown> }> {
   const sentAt = performance.now()

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
+import { infoField } from './replication.js'
 
 const exec = promisify(execFile)
 type Test = { teardown: (fn: () => unknown) => void }
@@ -114,11 +115,6 @@ export interface ReplicatedCluster {
   nodes: Array<{ host: string, port: number }>
   masters: ReplicatedClusterNode[]
   replicas: ReplicatedClusterNode[]
-}
-
-/** A Redis Cluster option line read from INFO or CLUSTER INFO, such as `cluster_state`. */
-function infoField (info: string, name: string): string | undefined {
-  return new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(info)?.[1]
 }
 
 /**
