@@ -9,6 +9,9 @@ import { infoField, nodeClient, until } from './helpers/replication.js'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
+// Tests that wait for a replica's timeout give the store guard room (storeTimeout) far
+// beyond it: on a loaded machine, the guard must not answer before the WAIT does.
+
 interface Pair { primary: RedisProcess, replica: RedisProcess, primaryClient: Redis, replicaClient: Redis, caughtUp: () => Promise<void> }
 
 /** A private primary with one replica, in sync. */
@@ -46,7 +49,7 @@ t.test('with durability, a login and a rotation are answered once the replica ho
 
 t.test('a login no replica acknowledges in time answers 503 AUTH_STORE_UNAVAILABLE and leaves no session behind', async (t) => {
   const pair = await primaryWithReplica(t)
-  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { durability: { timeout: '200ms' } } })
+  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { storeTimeout: '5s', durability: { timeout: '200ms' } } })
   await login(app, 'bob')
   pair.replica.pause()
   t.teardown(() => pair.replica.resume())
@@ -64,7 +67,7 @@ t.test('a login no replica acknowledges in time answers 503 AUTH_STORE_UNAVAILAB
 
 t.test('a master left with fewer replicas than asked still answers logins, after the timeout: no replica lacking the write could be promoted', async (t) => {
   const pair = await primaryWithReplica(t)
-  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { durability: { timeout: '100ms' } } })
+  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { storeTimeout: '5s', durability: { timeout: '100ms' } } })
   pair.replica.kill()
   await until('the primary to see its replica gone', async () => infoField(await pair.primaryClient.info('replication'), 'connected_slaves') === '0')
   const opened = await login(app, 'alice')
@@ -73,7 +76,7 @@ t.test('a master left with fewer replicas than asked still answers logins, after
 
 t.test('a rotation no replica acknowledges in time is answered all the same, and its successor works', async (t) => {
   const pair = await primaryWithReplica(t)
-  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { durability: { timeout: '200ms' } } })
+  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { storeTimeout: '5s', durability: { timeout: '200ms' } } })
   const first = await login(app, 'alice')
   pair.replica.pause()
   t.teardown(() => pair.replica.resume())
