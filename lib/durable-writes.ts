@@ -67,10 +67,10 @@ export class DurableWrites {
     const client = this.client = (shared as unknown as { duplicate: () => RedisClient }).duplicate()
     // Reconnects are ioredis's job; while they fail, the guard answers 503.
     client.on('error', noop)
-    // A lazy shared client makes a lazy duplicate, which nothing else would connect.
     this.firstAttempt = new Promise((resolve) => {
       for (const event of ['ready', 'error', 'end']) client.once(event, () => resolve())
     })
+    // A lazy shared client makes a lazy duplicate, which nothing else would connect.
     if (client.status === 'wait') client.connect().catch(noop)
     this.guard = createStoreGuard(client, storeTimeoutMs, log)
   }
