@@ -4,6 +4,7 @@ import { createSigner } from 'fast-jwt'
 import { generateKeyPairSync } from 'node:crypto'
 import t from 'tap'
 import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
+import { checkOptions } from '../plugins/token-lifecycle/options.js'
 import ssoSession from '../plugins/sso-session/index.js'
 import { REDIS_URL, TEST_SECRET, bearer, pluginApp } from './helpers/app.js'
 
@@ -36,7 +37,12 @@ t.test('bad options fail at register time with a clear message', async (t) => {
     ['zero duration', { jwt: { secret: TEST_SECRET }, storeTimeout: 0 }, /greater than zero/],
     ['sub-second access TTL', { jwt: { secret: TEST_SECRET }, accessTokenTtl: '500ms' }, /at least one second/],
     ['max age below access TTL', { jwt: { secret: TEST_SECRET }, accessTokenTtl: '10m', maxSessionAge: '5m' }, /maxSessionAge must be at least accessTokenTtl/],
-    ['braces in the prefix', { jwt: { secret: TEST_SECRET }, keyPrefix: 'a{b}' }, /keyPrefix must be a non-empty string without braces/]
+    ['braces in the prefix', { jwt: { secret: TEST_SECRET }, keyPrefix: 'a{b}' }, /keyPrefix must be a non-empty string without braces/],
+    ['durability of another type', { jwt: { secret: TEST_SECRET }, durability: 'yes' }, /durability must be false or an object/],
+    ['durability without replicas', { jwt: { secret: TEST_SECRET }, durability: { replicas: 0 } }, /durability.replicas must be a positive integer/],
+    ['durability with a fraction of a replica', { jwt: { secret: TEST_SECRET }, durability: { replicas: 1.5 } }, /durability.replicas must be a positive integer/],
+    ['durability timeout of zero (WAIT would block forever)', { jwt: { secret: TEST_SECRET }, durability: { timeout: 0 } }, /durability.timeout must be greater than zero/],
+    ['durability timeout past the store timeout', { jwt: { secret: TEST_SECRET }, durability: { timeout: '1s' } }, /durability.timeout must be less than storeTimeout/]
   ]
   for (const [name, opts, message] of cases) {
     await t.rejects(boot((app) => {
@@ -44,6 +50,14 @@ t.test('bad options fail at register time with a clear message', async (t) => {
       app.register(tokenLifecycle, opts as never)
     }), message, name)
   }
+})
+
+t.test('durability is off unless asked, and defaults to one replica within 200 ms', (t) => {
+  t.equal(checkOptions({ jwt: { secret: TEST_SECRET } }).durability, null)
+  t.equal(checkOptions({ jwt: { secret: TEST_SECRET }, durability: false }).durability, null)
+  t.same(checkOptions({ jwt: { secret: TEST_SECRET }, durability: {} }).durability, { replicas: 1, timeoutMs: 200 })
+  t.same(checkOptions({ jwt: { secret: TEST_SECRET }, storeTimeout: 3, durability: { replicas: 2, timeout: '1.5s' } }).durability, { replicas: 2, timeoutMs: 1500 })
+  t.end()
 })
 
 t.test('without a Redis client the plugin says how to fix it', async (t) => {

@@ -51,7 +51,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
   const options = checkOptions(opts, core)
   const { keys, guard } = tokens
   const codec = new RefreshTokenCodec(options.key)
-  const rotate = defineScript(tokens.redis, ROTATE)
+  const rotate = tokens.defineWrite(ROTATE)
 
   // Login: the session's first refresh token; Redis keeps only its digest.
   tokens.extend({
@@ -158,11 +158,16 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     // The successor is derived, not stored: every caller within the grace
     // window computes the same one; Redis learns only its digest.
     const next = codec.successor(token)
-    const [status, claimsVersion, absoluteDeadline] = await guard((writeBy) => rotate(
+    // A rotation short of replicas (`durability`, logged) is answered all the
+    // same: the master already holds the successor, and the presented token
+    // counts as reused once the grace window is over, so a 503 would end the
+    // session of a client that retries later, while the master lives on.
+    const rotated = await rotate((writeBy) => [
       1 + ctx.onceKeys.length, keys.sessions(userId), ...ctx.onceKeys, sessionId,
       now, token.generation, token.digest, next.digest, options.graceMs,
       core.idleMs, core.retentionMs, ctx.proofJkt ?? '', writeBy, ...ctx.onceTtls
-    )) as number[]
+    ])
+    const [status, claimsVersion, absoluteDeadline] = rotated.reply as number[]
     if (status >= VerifyStatus.onceSpentBase) throw ctx.onceErrors[status - VerifyStatus.onceSpentBase]()
 
     if (status === RotateStatus.reused) await reportReuse(request, userId, sessionId, token.generation)

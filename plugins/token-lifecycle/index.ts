@@ -3,6 +3,7 @@ import type { JWT } from '@fastify/jwt'
 import { createVerifier } from 'fast-jwt'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { DurableWrites } from '../../lib/durable-writes.js'
 import { createKeyspace } from '../../lib/keys.js'
 import { createStoreGuard, resolveRedis } from '../../lib/redis.js'
 import { ScriptLane, laneSettingsOf } from '../../lib/script-lane.js'
@@ -71,6 +72,13 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
     fastify.addHook('onClose', async () => { lane.close() })
   }
 
+  // With `durability`, logins and rotations over a connection of their own (lib/durable-writes.ts says why).
+  const durableWrites = options.durability === null ? null : new DurableWrites(redis, options.durability, options.storeTimeoutMs, fastify.log)
+  if (durableWrites !== null) {
+    fastify.addHook('onReady', async () => { await durableWrites.firstAttempt })
+    fastify.addHook('onClose', async () => { durableWrites.close() })
+  }
+
   const service = new TokenService({
     options,
     keys: createKeyspace(options.keyPrefix),
@@ -78,7 +86,8 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
     guard: createStoreGuard(redis, options.storeTimeoutMs, fastify.log),
     sign: (payload) => signer.sign(payload),
     log: fastify.log,
-    lane
+    lane,
+    durableWrites
   })
 
   if (options.localCache !== null) {
@@ -100,7 +109,7 @@ export { tokenLifecycle }
 export { authRoutes } from './routes.js'
 export type { AuthRoutesOptions, VerifiedUser } from './routes.js'
 export { LocalCache } from './local-cache.js'
-export type { TokenLifecycleOptions, LocalCacheOptions, JwtOptions, JwtAlgorithm, Duration } from './options.js'
+export type { TokenLifecycleOptions, LocalCacheOptions, DurabilityOptions, JwtOptions, JwtAlgorithm, Duration } from './options.js'
 export { MAX_TOMBSTONES, TokenService } from './service.js'
 export { readAuthorization } from './authenticate.js'
 

@@ -1,6 +1,7 @@
 import type { Clock } from '../../lib/clock.js'
 import { systemClock } from '../../lib/clock.js'
 import { toMs, toPositiveMs } from '../../lib/durations.js'
+import type { ResolvedDurability } from '../../lib/durable-writes.js'
 import { isAsymmetricKeyMaterial } from '../../lib/key-material.js'
 import type { RedisSourceOptions } from '../../lib/redis.js'
 
@@ -49,7 +50,19 @@ export interface TokenLifecycleOptions extends RedisSourceOptions {
    * in all. Cluster, Sentinel and TLS clients always use 'shared'.
    */
   verifyConnection?: 'dedicated' | 'shared'
+  /**
+   * Opt-in: logins and refresh rotations wait (WAIT) until this many replicas
+   * acknowledged their write, at most `timeout`. Default false.
+   */
+  durability?: false | DurabilityOptions
   clock?: Clock
+}
+
+export interface DurabilityOptions {
+  /** Replicas that must acknowledge each write. Default 1. */
+  replicas?: number
+  /** How long to wait for them; less than `storeTimeout`. Default '200ms'. */
+  timeout?: Duration
 }
 
 export interface LocalCacheOptions {
@@ -86,6 +99,7 @@ export interface ResolvedTokenLifecycleOptions {
   retentionMs: number
   localCache: Readonly<ResolvedLocalCacheOptions> | null
   verifyConnection: 'dedicated' | 'shared'
+  durability: Readonly<ResolvedDurability> | null
   clock: Clock
 }
 
@@ -145,6 +159,17 @@ function resolveVerifyConnection (value: TokenLifecycleOptions['verifyConnection
   return value
 }
 
+function resolveDurability (opts: TokenLifecycleOptions['durability'], storeTimeoutMs: number): Readonly<ResolvedDurability> | null {
+  if (opts === undefined || opts === false) return null
+  if (typeof opts !== 'object' || opts === null) throw new TypeError('token-lifecycle: durability must be false or an object')
+  const replicas = opts.replicas ?? 1
+  if (!Number.isInteger(replicas) || replicas < 1) throw new TypeError('token-lifecycle: durability.replicas must be a positive integer')
+  const timeoutMs = toPositiveMs(opts.timeout ?? '200ms', 'durability.timeout')
+  // A shortfall is answered (a login's session ended first) before the guard gives up on the call.
+  if (timeoutMs >= storeTimeoutMs) throw new TypeError('token-lifecycle: durability.timeout must be less than storeTimeout')
+  return Object.freeze({ replicas, timeoutMs })
+}
+
 export function checkOptions (opts: TokenLifecycleOptions): Readonly<ResolvedTokenLifecycleOptions> {
   const keyPrefix = opts.keyPrefix ?? 'auth'
   if (typeof keyPrefix !== 'string' || keyPrefix === '' || /[{}]/.test(keyPrefix)) {
@@ -156,6 +181,7 @@ export function checkOptions (opts: TokenLifecycleOptions): Readonly<ResolvedTok
   if (accessTtlMs < 1000) throw new TypeError('token-lifecycle: accessTokenTtl must be at least one second')
   if (maxAgeMs < accessTtlMs) throw new TypeError('token-lifecycle: maxSessionAge must be at least accessTokenTtl')
   const jwt = resolveJwt(opts.jwt)
+  const storeTimeoutMs = toPositiveMs(opts.storeTimeout ?? '800ms', 'storeTimeout')
   return Object.freeze({
     jwt: Object.freeze(jwt),
     keyPrefix,
@@ -163,11 +189,12 @@ export function checkOptions (opts: TokenLifecycleOptions): Readonly<ResolvedTok
     idleMs,
     maxAgeMs,
     touchMs: toMs(opts.touchInterval ?? 60, 'touchInterval'),
-    storeTimeoutMs: toPositiveMs(opts.storeTimeout ?? '800ms', 'storeTimeout'),
+    storeTimeoutMs,
     // Long enough for any access token of the session to expire on its own.
     retentionMs: accessTtlMs + jwt.clockToleranceMs,
     localCache: resolveLocalCache(opts.localCache),
     verifyConnection: resolveVerifyConnection(opts.verifyConnection),
+    durability: resolveDurability(opts.durability, storeTimeoutMs),
     clock: opts.clock ?? systemClock
   })
 }

@@ -1,7 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { randomId } from '../../lib/crypto.js'
+import type { DurableWrites, WriteCall } from '../../lib/durable-writes.js'
+import { StoreUnavailableError } from '../../lib/errors.js'
 import type { Keyspace } from '../../lib/keys.js'
-import type { RedisClient, ScriptCall, StoreGuard } from '../../lib/redis.js'
+import type { RedisClient, ScriptCall, ScriptDefinition, StoreGuard } from '../../lib/redis.js'
 import { defineScript } from '../../lib/redis.js'
 import type { LaneScriptCall, ScriptLane } from '../../lib/script-lane.js'
 import { SESSION_ID, coreRecord, deviceRecord, escapeRecordPart, unescapeRecordPart } from '../../lib/session-record.js'
@@ -101,14 +103,19 @@ export class TokenService {
   readonly scriptLane: ScriptLane | null
   /** The opt-in local cache of session validity (`localCache` option), or null. */
   localCache: LocalCache | null = null
+  /** The connection of logins and rotations when the `durability` option is on (lib/durable-writes.ts), else null. */
+  readonly durableWrites: DurableWrites | null
   private readonly sign: Signer
-  private readonly openScript: ScriptCall
+  private readonly openWrite: WriteCall
   private readonly endSessionScript: ScriptCall
   private readonly endUserScript: ScriptCall
   private readonly bumpClaimsScript: ScriptCall
   private readonly listScript: ScriptCall
 
-  constructor (deps: { options: Readonly<ResolvedTokenLifecycleOptions>, keys: Keyspace, redis: RedisClient, guard: StoreGuard, sign: Signer, log: FastifyBaseLogger, lane: ScriptLane | null }) {
+  constructor (deps: {
+    options: Readonly<ResolvedTokenLifecycleOptions>, keys: Keyspace, redis: RedisClient, guard: StoreGuard, sign: Signer,
+    log: FastifyBaseLogger, lane: ScriptLane | null, durableWrites: DurableWrites | null
+  }) {
     this.options = deps.options
     this.keys = deps.keys
     this.redis = deps.redis
@@ -116,12 +123,26 @@ export class TokenService {
     this.sign = deps.sign
     this.log = deps.log
     this.scriptLane = deps.lane
+    this.durableWrites = deps.durableWrites
     this.verifyScript = deps.lane === null ? defineScript(this.redis, VERIFY) : deps.lane.bind(this.redis, VERIFY)
-    this.openScript = defineScript(this.redis, OPEN)
+    this.openWrite = this.defineWrite(OPEN)
     this.endSessionScript = defineScript(this.redis, END_SESSION)
     this.endUserScript = defineScript(this.redis, END_USER_SESSIONS)
     this.bumpClaimsScript = defineScript(this.redis, BUMP_CLAIMS)
     this.listScript = defineScript(this.redis, LIST_SESSIONS)
+  }
+
+  /**
+   * A write whose answer promises the client something a failover must not
+   * lose (a login, a rotation): through the guard, and with `durability` on,
+   * over its own connection followed by WAIT. Resolves the script's reply and
+   * whether enough replicas acknowledged it; the caller decides what a
+   * shortfall means.
+   */
+  defineWrite (script: ScriptDefinition): WriteCall {
+    if (this.durableWrites !== null) return this.durableWrites.define(script)
+    const call = defineScript(this.redis, script)
+    return async (args) => ({ reply: await this.guard((writeBy) => call(...args(writeBy))), replicated: true })
   }
 
   /** Lets every extension add to tokens about to be issued (login, refresh). */
@@ -191,14 +212,22 @@ export class TokenService {
     for (const [name, value] of Object.entries(ctx.fields)) fields.push(name, value)
     const policy = ctx.policy
     const claimsLoadedAt = input.claimsLoadedAt ?? now
-    const [stale, ...reply] = await this.guard((writeBy) => this.openScript(
+    const written = await this.openWrite((writeBy) => [
       1 + ctx.onceKeys.length, this.keys.sessions(userId), ...ctx.onceKeys,
       now, sessionId, this.options.idleMs, ctx.absoluteDeadline, this.options.retentionMs,
       policy.mode, policy.mode === 'max' ? policy.max : 0, escapeRecordPart(deviceType),
       coreRecord(ctx.absoluteDeadline, now, 1), deviceRecord(now, deviceType, deviceId, deviceName), MAX_TOMBSTONES, claimsLoadedAt,
       writeBy, ...ctx.onceTtls, ...fields
-    )) as [number, ...string[]]
+    ])
+    const [stale, ...reply] = written.reply as [number, ...string[]]
     if (stale >= VerifyStatus.onceSpentBase) throw ctx.onceErrors[stale - VerifyStatus.onceSpentBase]()
+    if (!written.replicated) {
+      // The session may not survive a failover: no tokens for it. Ended
+      // first (whatever the outcome), so that a 503'd login leaves no session
+      // behind that nobody holds tokens for; the client logs in again.
+      await Promise.allSettled([this.endSession(userId, sessionId)])
+      throw new StoreUnavailableError()
+    }
     const replaced: ReplacedSession[] = []
     for (let i = 0; i < reply.length; i += 4) {
       replaced.push({

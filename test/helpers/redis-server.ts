@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
+import { infoField } from './replication.js'
 
 const exec = promisify(execFile)
 type Test = { teardown: (fn: () => unknown) => void }
@@ -246,4 +247,63 @@ export async function startRedisCluster (t: Test): Promise<Array<{ host: string,
     await waitForPing(node.port, async (client) => /cluster_state:ok/.test(await client.cluster('INFO') as string))
   }
   return nodes.map((n) => ({ host: '127.0.0.1', port: n.port }))
+}
+
+export interface ReplicatedClusterNode extends RedisProcess {
+  /** The node's cluster id (CLUSTER MYID). */
+  id: string
+  /** The id of the master it replicated when the cluster formed, or null for a master. */
+  replicaOf: string | null
+}
+
+export interface ReplicatedCluster {
+  /** Every node's address: what a Cluster client is given. */
+  nodes: Array<{ host: string, port: number }>
+  masters: ReplicatedClusterNode[]
+  replicas: ReplicatedClusterNode[]
+}
+
+/**
+ * A Redis Cluster of 3 masters, each with one replica, from plain
+ * redis-server processes on free ports; resolves once every node sees all six
+ * (three of them replicas) and the cluster ok, and every replica holds its
+ * master's data.
+ * `nodeTimeoutMs` (cluster-node-timeout) is short so that a killed master is
+ * failed over in about two of it.
+ */
+export async function startReplicatedRedisCluster (t: Test, nodeTimeoutMs = 1000): Promise<ReplicatedCluster> {
+  const servers = []
+  for (let i = 0; i < 6; i++) {
+    servers.push(await startRedisServer(t, [
+      '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${i}.conf`, '--cluster-node-timeout', String(nodeTimeoutMs),
+      // Diskless initial sync without the default 5 s wait for more replicas to join.
+      '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'
+    ]))
+  }
+  // redis-cli makes the first three masters and gives each one of the others.
+  await exec('redis-cli', ['--cluster', 'create', ...servers.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'])
+  const nodes: ReplicatedClusterNode[] = []
+  for (const server of servers) {
+    let id = ''
+    let replicaOf: string | null = null
+    await waitForPing(server.port, async (client) => {
+      const info = await client.cluster('INFO') as string
+      if (infoField(info, 'cluster_state') !== 'ok' || infoField(info, 'cluster_known_nodes') !== '6') return false
+      // Each node learns the others' roles by gossip: every node must know the three replicas.
+      const view = (await client.cluster('NODES') as string).trim().split('\n').map((line) => line.split(' '))
+      if (view.filter((node) => node[2]!.split(',').includes('slave')).length !== 3) return false
+      id = await client.cluster('MYID') as string
+      const me = view.find((node) => node[0] === id)!
+      replicaOf = me[3] === '-' ? null : me[3]
+      if (replicaOf === null) return true
+      const replication = await client.info('replication')
+      return infoField(replication, 'master_link_status') === 'up' && infoField(replication, 'master_sync_in_progress') === '0'
+    })
+    nodes.push(Object.assign(server, { id, replicaOf }))
+  }
+  return {
+    nodes: nodes.map((n) => ({ host: '127.0.0.1', port: n.port })),
+    masters: nodes.filter((n) => n.replicaOf === null),
+    replicas: nodes.filter((n) => n.replicaOf !== null)
+  }
 }
