@@ -3,9 +3,13 @@ import { Redis } from 'ioredis'
 
 type Test = { teardown: (fn: () => unknown) => void }
 
-/** A plain connection to one server (a Cluster node, a replica), dropped when the test ends; it never reconnects. */
-export function nodeClient (t: Test, port: number): Redis {
-  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 0, retryStrategy: () => null })
+/**
+ * A plain connection to one server (a Cluster node, a replica), dropped when
+ * the test ends; it never reconnects unless `reconnect` (a Sentinel replica:
+ * its promotion closes its clients' connections).
+ */
+export function nodeClient (t: Test, port: number, reconnect = false): Redis {
+  const client = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: reconnect ? 20 : 0, retryStrategy: reconnect ? () => 50 : () => null })
   client.on('error', () => {})
   t.teardown(() => { client.disconnect() })
   return client
@@ -37,4 +41,10 @@ export async function isMaster (client: Redis): Promise<boolean> {
 /** A field of an INFO section, such as `master_repl_offset`. */
 export function infoField (info: string, name: string): string | undefined {
   return new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(info)?.[1]
+}
+
+/** The port of the master a sentinel names for `name` (SENTINEL get-master-addr-by-name), or null if it names none. */
+export async function sentinelMasterPort (sentinel: Redis, name: string): Promise<number | null> {
+  const master = await sentinel.call('SENTINEL', 'get-master-addr-by-name', name) as [string, string] | null
+  return master === null ? null : Number(master[1])
 }
