@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
-import { infoField } from './replication.js'
+import { infoField, sentinelMasterPort } from './replication.js'
 
 const exec = promisify(execFile)
 type Test = { teardown: (fn: () => unknown) => void }
@@ -225,8 +225,7 @@ export async function startRedisSentinel (t: Test, opts: { name?: string, tls?: 
   }
   for (const { port } of sentinels) {
     await waitFor(port, 'a settled sentinel', async (r) => {
-      const master = await r.call('SENTINEL', 'get-master-addr-by-name', name) as [string, string] | null
-      if (master === null || Number(master[1]) !== dataPort(primary)) return false
+      if (await sentinelMasterPort(r, name) !== dataPort(primary)) return false
       if (opts.awaitPeers === false) return true
       const replicas = await r.call('SENTINEL', 'replicas', name) as unknown[]
       const peers = await r.call('SENTINEL', 'sentinels', name) as unknown[]
