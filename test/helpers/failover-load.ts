@@ -1,7 +1,7 @@
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import type { Redis } from 'ioredis'
 import type { Test } from 'tap'
-import { bearer, login } from './app.js'
+import { bearer, login, me } from './app.js'
 import type { LoginAnswer } from './app.js'
 import { refresh } from './refresh.js'
 import { infoField, nodeClient, until } from './replication.js'
@@ -179,4 +179,26 @@ export async function runFailover (t: Test, { label, app, victim, heir, promoted
   t.same(unavailable.filter((a) => a.sentAt > promotedAt + RESUME_WITHIN_MS), [], 'no 503 for a request sent more than 5 s after the promotion')
   t.ok(answers.some((a) => a.sentAt > killedAt && a.answeredAt < promotedAt), 'the load ran through the failover')
   return { killedAt, promotedAt, resumedAt }
+}
+
+/**
+ * After a failover, a second instance with the local cache on (`cached`, on
+ * the same keys as `app`) must be subscribed again (heartbeats come only
+ * through a live subscription), cache a live session, and hear its revocation
+ * through `app`: told, not merely emptied for silence.
+ */
+export async function checkLocalCacheAfterFailover (t: Test, app: FastifyInstance, cached: FastifyInstance): Promise<void> {
+  const cache = cached.tokens.localCache!
+  await until('the cache to be usable after the failover', () => cache.usable(), 10_000)
+  const pair = await login(app, 'bob')
+  t.equal((await me(cached, pair.access_token)).statusCode, 200, 'the second instance accepts a live session')
+  t.ok(cache.size > 0, 'and caches it')
+  const invalidations: string[] = []
+  cache.subscriber.on('message', (_channel: string, message: string) => { if (message !== '') invalidations.push(message) })
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(pair.access_token) })).statusCode, 204, 'the first instance ends it')
+  await until('the invalidation to reach the second instance', () => invalidations.length > 0, 10_000)
+  t.ok(cache.usable(), 'its cache is still on: it was told, not emptied for silence')
+  const refused = await me(cached, pair.access_token)
+  t.equal(refused.statusCode, 401)
+  t.equal(refused.json().code, 'AUTH_SESSION_REVOKED', 'the second instance refuses the revoked session')
 }
