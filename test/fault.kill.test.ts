@@ -1,9 +1,8 @@
-import { once } from 'node:events'
 import t from 'tap'
 import { exampleApp } from './helpers/app.js'
 import { RefreshProbe, checkFailures, checkNothingUnchecked, checkOneTimeTokens, checkRecovery, checkSessionsKept } from './helpers/fault-checks.js'
 import type { Outage } from './helpers/fault-load.js'
-import { Load, RECOVERY_BOUND_MS, ROUTES, adminClient, faultConfig, until } from './helpers/fault-load.js'
+import { Load, RECOVERY_BOUND_MS, ROUTES, adminClient, faultConfig, killed, until } from './helpers/fault-load.js'
 import { startRedisServer } from './helpers/redis-server.js'
 
 /*
@@ -28,9 +27,7 @@ t.test('Redis killed under load and restarted with its data: only 503 AUTH_STORE
   const load = await Load.start(app)
   let outage: Outage
   try {
-    const exited = once(redis.process, 'exit')
-    redis.kill()
-    await exited
+    await killed(redis)
     const start = performance.now()
     await probe.refuse(t)
     await load.until('every user to be refused on every route', (vu) => vu.answered(503, ROUTES, start))

@@ -1,9 +1,8 @@
-import { once } from 'node:events'
 import t from 'tap'
 import { bearer, exampleApp, login } from './helpers/app.js'
 import { checkFailures, checkNothingUnchecked, checkRecovery, describe } from './helpers/fault-checks.js'
 import type { Outage } from './helpers/fault-load.js'
-import { Load, ROUTES, faultConfig } from './helpers/fault-load.js'
+import { Load, ROUTES, faultConfig, killed } from './helpers/fault-load.js'
 import { refresh } from './helpers/refresh.js'
 import { startRedisServer } from './helpers/redis-server.js'
 
@@ -22,9 +21,7 @@ t.test('Redis restarted empty under load: sessions end with 401 (never 500), log
   const load = await Load.start(app)
   let outage: Outage
   try {
-    const exited = once(redis.process, 'exit')
-    redis.kill()
-    await exited
+    await killed(redis)
     const start = performance.now()
     await load.until('every user to be refused on every route', (vu) => vu.answered(503, ROUTES, start))
     const end = performance.now()

@@ -4,7 +4,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { exampleApp } from './helpers/app.js'
 import { RefreshProbe, checkFailures, checkNothingUnchecked, checkOneTimeTokens, checkRecovery, checkSessionsKept } from './helpers/fault-checks.js'
-import type { Answer, Outage } from './helpers/fault-load.js'
+import type { Answer, Outage, VirtualUser } from './helpers/fault-load.js'
 import { Load, ROUTES, adminClient, faultConfig, stopped, until } from './helpers/fault-load.js'
 import { startRedisServer } from './helpers/redis-server.js'
 
@@ -41,6 +41,27 @@ async function served (load: Load, outage: Outage): Promise<void> {
   await load.stop()
 }
 
+/**
+ * A stall, from now (Redis already held) until the probe's refresh and every
+ * user are refused (`refused`; by default, on every route), then `release`
+ * ends it whatever happens: a held Redis would hold the app's close (QUIT)
+ * too. Resolves when the outage started and when it was ended.
+ */
+async function heldUntilRefused (
+  t: Test, load: Load, probe: RefreshProbe, release: () => unknown,
+  what = 'every user to be refused on every route',
+  refused = (vu: VirtualUser, start: number) => vu.answered(503, ROUTES, start)
+): Promise<{ start: number, end: number }> {
+  const start = performance.now()
+  try {
+    await probe.refuse(t)
+    await load.until(what, (vu) => refused(vu, start))
+    return { start, end: performance.now() }
+  } finally {
+    await release()
+  }
+}
+
 async function run (t: Test, app: FastifyInstance, admin: Redis, probe: RefreshProbe, stall: (load: Load) => Promise<Outage>): Promise<void> {
   const load = await Load.start(app)
   let outage: Outage
@@ -58,16 +79,7 @@ t.test('Redis stopped (SIGSTOP) under load: only 503 AUTH_STORE_UNAVAILABLE, not
   const { redis, app, admin, probe } = await stalledSetup(t)
   await run(t, app, admin, probe, async (load) => {
     await stopped(redis)
-    const start = performance.now()
-    let end = start
-    // Resumed whatever happens: a stopped Redis would hold the app's close (QUIT) too.
-    try {
-      await probe.refuse(t)
-      await load.until('every user to be refused on every route', (vu) => vu.answered(503, ROUTES, start))
-      end = performance.now()
-    } finally {
-      redis.resume()
-    }
+    const { start, end } = await heldUntilRefused(t, load, probe, () => redis.resume())
     await admin.ping()
     return { start, end, back: performance.now() }
   })
@@ -78,15 +90,7 @@ t.test('Redis paused for writes (CLIENT PAUSE WRITE) under load: scripts are hel
   await run(t, app, admin, probe, async (load) => {
     // Long enough never to end by itself: CLIENT UNPAUSE ends it.
     await admin.call('CLIENT', 'PAUSE', '60000', 'WRITE')
-    const start = performance.now()
-    let end = start
-    try {
-      await probe.refuse(t)
-      await load.until('every user to be refused on every route', (vu) => vu.answered(503, ROUTES, start))
-      end = performance.now()
-    } finally {
-      await admin.call('CLIENT', 'UNPAUSE')
-    }
+    const { start, end } = await heldUntilRefused(t, load, probe, async () => await admin.call('CLIENT', 'UNPAUSE'))
     return { start, end, back: performance.now() }
   })
 })
@@ -131,17 +135,10 @@ t.test('the local cache during a stall: it answers cached sessions for at most t
   try {
     await until('the cache to answer', () => hits.length > 0 && messages.length > 0)
     await stopped(redis)
-    const start = performance.now()
-    let end = start
-    try {
-      await probe.refuse(t)
-      // No message can come while Redis is stopped: the cache is past its staleness bound once every user got a 503 for a check sent after it.
-      const stale = () => messages.at(-1)! + staleAfterMs
-      await load.until('the cache to stop answering', (vu) => vu.answers.some((a) => a.kind === 'me' && a.status === 503 && a.sentAt > stale()))
-      end = performance.now()
-    } finally {
-      redis.resume()
-    }
+    // No message can come while Redis is stopped: the cache is past its staleness bound once every user got a 503 for a check sent after it.
+    const stale = () => messages.at(-1)! + staleAfterMs
+    const { start, end } = await heldUntilRefused(t, load, probe, () => redis.resume(), 'the cache to stop answering',
+      (vu) => vu.answers.some((a) => a.kind === 'me' && a.status === 503 && a.sentAt > stale()))
     await admin.ping()
     outage = { start, end, back: performance.now() }
     await served(load, outage)

@@ -1,5 +1,6 @@
 import type { FastifyInstance, InjectOptions } from 'fastify'
 import { Redis } from 'ioredis'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { reconnectDelay } from '../../example-server/app.js'
@@ -88,6 +89,13 @@ export function adminClient (t: { teardown: (fn: () => unknown) => void }, url: 
 export async function stopped (redis: RedisProcess): Promise<void> {
   redis.pause()
   await until('redis-server to stop', () => readFileSync(`/proc/${redis.process.pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0] === 'T', 2)
+}
+
+/** SIGKILL, and wait until the process has exited: from then on nothing answers on its port. */
+export async function killed (redis: RedisProcess): Promise<void> {
+  const exited = once(redis.process, 'exit')
+  redis.kill()
+  await exited
 }
 
 /** One user of the load: its session, the one-time tokens it holds, and everything it was answered. */
