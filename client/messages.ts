@@ -4,10 +4,10 @@
  * client, another library on the same channel name, or a bug must not break
  * a tab: anything not exactly one of these shapes is ignored.
  */
+import type { SessionEndReason } from './session-end.js'
+import { END_REASONS } from './session-end.js'
 import type { StoredTokens } from './storage.js'
 import { isTokens } from './storage.js'
-
-export type SessionEndReason = 'replaced' | 'revoked' | 'reused' | 'expired'
 
 export type Message =
   | { type: 'tokens', kind: 'login' | 'refresh', tokens: StoredTokens }
@@ -16,7 +16,6 @@ export type Message =
   /** The server refused a refresh of this session until `until` (epoch ms, device clock). */
   | { type: 'backoff', sessionId: string, until: number }
 
-const REASONS: ReadonlySet<unknown> = new Set<SessionEndReason>(['replaced', 'revoked', 'reused', 'expired'])
 const KINDS: ReadonlySet<unknown> = new Set(['login', 'refresh'])
 
 /** The message a channel delivered, checked field by field, or null for anything else. */
@@ -27,7 +26,7 @@ export function parseMessage (data: unknown): Message | null {
     case 'tokens':
       return KINDS.has(m.kind) && isTokens(m.tokens) ? { type: 'tokens', kind: m.kind as 'login' | 'refresh', tokens: m.tokens } : null
     case 'ended':
-      return typeof m.sessionId === 'string' && REASONS.has(m.reason) && typeof m.code === 'string'
+      return typeof m.sessionId === 'string' && END_REASONS.has(m.reason) && typeof m.code === 'string'
         ? { type: 'ended', sessionId: m.sessionId, reason: m.reason as SessionEndReason, code: m.code }
         : null
     case 'logout':
