@@ -128,3 +128,15 @@ t.test('timer mode: a timer that finds the session gone does nothing', async (t)
   await sleep(refreshAt - Date.now() + 100)
   t.equal(refreshCalls(), 0)
 })
+
+t.test('a 401 whose code is the name of an Object.prototype member is no end of the session', async (t) => {
+  const storage = memoryStorage()
+  await storage.set({ access_token: 'a', refresh_token: 'r', session_id: 's', expires_at: Date.now() + 60_000, obtained_at: Date.now() })
+  const client = createAuthClient({ baseUrl: 'http://app.invalid', storage, fetch: async () => Response.json({ statusCode: 401, code: 'constructor' }, { status: 401 }) })
+  const ended: unknown[] = []
+  client.on('session-ended', (event) => ended.push(event))
+  t.equal((await client.fetch('/x')).status, 401, 'the answer reaches the app')
+  t.equal(await client.refresh(), true, 'a refresh refused with such a code keeps the pair too')
+  t.same(ended, [], 'no session-ended')
+  t.ok(await storage.get(), 'pair kept')
+})

@@ -33,6 +33,7 @@ t.test('login stores a pair, fetch sends it as a Bearer token, and answers a sta
 
   const list = await (await client.fetch('/auth/sessions')).json()
   t.match(list.sessions, [{ session_id: session.sessionId, device_id: 'd1', device_type: 'script', device_name: 'tap', current: true }])
+  t.same(await client.listSessions(), list.sessions, 'listSessions answers the list as the server sent it')
 })
 
 t.test('a token never goes to another server; absolute URLs under baseUrl get it', async (t) => {
