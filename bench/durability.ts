@@ -77,8 +77,8 @@ async function buildApp (url: string, prefix: string, durability: DurabilityOpti
   const app = Fastify({ logger: false })
   await app.register(fastifyRedis, { client: new Redis(url, redisClientOptions), closeClient: true })
   await app.register(tokenLifecycle, { keyPrefix: prefix, jwt: { secret: SECRET }, durability })
-  await app.register(refreshRotation, { route: '/auth/refresh', refreshRateLimit: false, loginRateLimit: false, async loadClaims () { return { roles: ['user'] } } })
-  await app.register(authRoutes, { prefix: '/auth', async verifyCredentials (username) { return { userId: username, claims: { roles: ['user'] } } } })
+  await app.register(refreshRotation, { route: '/auth/refresh', refreshRateLimit: false, async loadClaims () { return { roles: ['user'] } } })
+  await app.register(authRoutes, { prefix: '/auth', loginRateLimit: false, async verifyCredentials (username) { return { userId: username, claims: { roles: ['user'] } } } })
   app.get('/api/me', { onRequest: app.authenticate }, async (request) => ({ user_id: request.auth!.userId }))
   await app.ready()
   return app

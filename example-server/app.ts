@@ -158,12 +158,12 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
   await app.register(replayGuard, { dpop: true })
   // --- end replay-guard ---
 
-  // --- refresh-rotation: POST /auth/refresh, refresh and login rate limits ---
+  // --- refresh-rotation: POST /auth/refresh and its rate limit ---
   await app.register(refreshRotation, {
     route: '/auth/refresh',
     grace: config.refreshGrace,
-    refreshRateLimit: { max: config.refreshRateMax, timeWindow: config.refreshRateWindow },
-    loginRateLimit: { max: config.loginRateMax, timeWindow: config.loginRateWindow },
+    // The contract's windows are seconds; timeWindow takes milliseconds (as @fastify/rate-limit's).
+    refreshRateLimit: { max: config.refreshRateMax, timeWindow: config.refreshRateWindow * 1000 },
     // Roles are read again at every refresh: a role change shows up there.
     async loadClaims (userId) {
       const user = users.get(userId)
@@ -174,8 +174,8 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
 
   await app.register(authRoutes, {
     prefix: '/auth',
-    loginConfig: app.refreshRotation.loginRouteConfig,
-    passwordConfig: app.refreshRotation.passwordRouteConfig,
+    // POST /login and POST /password: attempts per window (seconds in the contract, milliseconds here).
+    loginRateLimit: { max: config.loginRateMax, timeWindow: config.loginRateWindow * 1000 },
     async verifyCredentials (username, password) {
       const user = users.get(username)
       if (!user || !samePassword(password, user.password)) return null

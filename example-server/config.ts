@@ -25,8 +25,10 @@ export interface ExampleConfig {
   refreshGrace: number
   sso: string
   refreshRateMax: number
+  /** Seconds (AUTH_REFRESH_RATE_WINDOW, per the contract). */
   refreshRateWindow: number
   loginRateMax: number
+  /** Seconds (AUTH_LOGIN_RATE_WINDOW, per the contract). */
   loginRateWindow: number
   localCache: boolean
   /**

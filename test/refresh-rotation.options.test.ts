@@ -1,4 +1,3 @@
-import fastifyRateLimit from '@fastify/rate-limit'
 import fastifyRedis from '@fastify/redis'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
@@ -17,14 +16,13 @@ import { TEST_SECRET, customApp, refresh } from './helpers/refresh.js'
 
 const loadClaims = async () => ({})
 
-async function boot (t: Test, refreshOpts: Partial<RefreshRotationOptions>, lifecycle: Partial<TokenLifecycleOptions> = {}, rateLimitFirst = false, routes?: (app: FastifyInstance) => void) {
+async function boot (t: Test, refreshOpts: Partial<RefreshRotationOptions>, lifecycle: Partial<TokenLifecycleOptions> = {}, routes?: (app: FastifyInstance) => void) {
   const app = Fastify()
   t.teardown(() => app.close())
   const keyPrefix = uniquePrefix('rro')
   cleanupPrefix(t, keyPrefix)
   await app.register(fastifyRedis, { client: new Redis(REDIS_URL), closeClient: true })
   await app.register(tokenLifecycle, { keyPrefix, jwt: { secret: TEST_SECRET }, ...lifecycle } as TokenLifecycleOptions)
-  if (rateLimitFirst) await app.register(fastifyRateLimit, { global: false })
   await app.register(refreshRotation, refreshOpts as RefreshRotationOptions)
   routes?.(app)
   await app.ready()
@@ -37,11 +35,15 @@ t.test('options are checked at register time', async (t) => {
     [{ loadClaims, secret: 'short' }, /secret must be at least 32 bytes/],
     [{ loadClaims, route: 'auth/refresh' }, /route must be a path/],
     [{ loadClaims, grace: 'soon' }, /grace/],
-    [{ loadClaims, refreshRateLimit: { max: 0, timeWindow: 60 } }, /refreshRateLimit.max/],
-    [{ loadClaims, refreshRateLimit: { max: 1, timeWindow: 0 } }, /timeWindow/],
-    [{ loadClaims, refreshRateLimit: { max: 1, timeWindow: 60, addressMax: 1.5 } }, /addressMax/],
-    [{ loadClaims, loginRateLimit: 'x' as unknown as false }, /loginRateLimit.max/],
-    [{ loadClaims, loginRateLimit: { max: 1 } as unknown as false }, /loginRateLimit.timeWindow/],
+    [{ loadClaims, refreshRateLimit: { max: 0, timeWindow: 60_000 } }, /refreshRateLimit.max/],
+    [{ loadClaims, refreshRateLimit: 'x' as unknown as false }, /refreshRateLimit.max/],
+    [{ loadClaims, refreshRateLimit: { max: 1, timeWindow: 0 } }, /refreshRateLimit.timeWindow/],
+    [{ loadClaims, refreshRateLimit: { max: 1 } as unknown as false }, /refreshRateLimit.timeWindow/],
+    // Milliseconds now, as in @fastify/rate-limit: 0.1.0's "60 seconds" would be no limit at all.
+    [{ loadClaims, refreshRateLimit: { max: 1, timeWindow: 60 } }, /refreshRateLimit.timeWindow must be at least one second/],
+    [{ loadClaims, refreshRateLimit: { max: 1, timeWindow: 'soon' } }, /refreshRateLimit.timeWindow/],
+    [{ loadClaims, refreshRateLimit: { max: 1, timeWindow: 60_000, addressMax: 1.5 } }, /addressMax/],
+    [{ loadClaims, loginRateLimit: { max: 1, timeWindow: 60_000 } } as Partial<RefreshRotationOptions>, /loginRateLimit is an option of authRoutes now/],
     [{ loadClaims, renewal: { threshold: 30, header: 'bad header' } }, /renewal.header/],
     [{ loadClaims, renewal: { threshold: 0 } }, /renewal.threshold/],
     [{ loadClaims, onReuse: 'log' as unknown as () => void }, /onReuse/]
@@ -63,15 +65,8 @@ t.test('a key-pair JWT setup needs an explicit refresh secret', async (t) => {
   t.equal(res.json().token_type, 'Bearer')
 })
 
-t.test('an @fastify/rate-limit registered before this plugin is refused with a clear message', async (t) => {
-  await t.rejects(boot(t, { loadClaims }, {}, true), /@fastify\/rate-limit is already registered/)
-  // Without limits of its own, the plugin does not care.
-  const app = await boot(t, { loadClaims, refreshRateLimit: false, loginRateLimit: false }, {}, true)
-  t.ok(app.refreshRotation)
-})
-
 t.test('route: false mounts nothing; the service still refreshes', async (t) => {
-  const app = await boot(t, { loadClaims, route: false }, {}, false, (app) => {
+  const app = await boot(t, { loadClaims, route: false }, {}, (app) => {
     app.post('/my/refresh', async (request) => await app.refreshRotation.refresh(request, (request.body as { token: string }).token))
   })
   const { tokens } = await app.tokens.openSession({ userId: 'u1' })

@@ -78,7 +78,7 @@ t.test('a failing audit hook is logged and the answer is still AUTH_REFRESH_REUS
 t.test('within the window nothing is reuse; the first presentation after it is', async (t) => {
   // An injected clock: how fast a loaded machine runs these refreshes decides nothing.
   const clock = { now: Date.now() }
-  const { app } = await customApp(t, { lifecycle: { clock: () => clock.now }, refresh: { grace: GRACE, refreshRateLimit: { max: 100, timeWindow: 60 } } })
+  const { app } = await customApp(t, { lifecycle: { clock: () => clock.now }, refresh: { grace: GRACE, refreshRateLimit: { max: 100, timeWindow: '1 minute' } } })
   const pair = (await app.inject({ method: 'POST', url: '/auth/login', payload: { username: 'alice', password: 'alice-pass' } })).json()
   const rotatedAt = clock.now
   const r2 = (await refresh(app, pair.refresh_token)).json().refresh_token

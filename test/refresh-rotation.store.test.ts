@@ -111,7 +111,7 @@ t.test('a dead Redis answers 503 AUTH_STORE_UNAVAILABLE at refresh and login, ne
 
 t.test('a dead Redis answers 503 at the rotation itself when rate limits are off', async (t) => {
   const { url, kill } = await ownRedis(t)
-  const { app } = await customApp(t, { redisUrl: url, refresh: { refreshRateLimit: false, loginRateLimit: false } })
+  const { app } = await customApp(t, { redisUrl: url, refresh: { refreshRateLimit: false }, routes: { loginRateLimit: false } })
   const pair = (await app.inject({ method: 'POST', url: '/auth/login', payload: { username: 'bob', password: 'bob-pass' } })).json()
   kill()
   await sleep(300)

@@ -38,7 +38,8 @@ async function stalledApp (t: Test, lifecycle: Partial<TokenLifecycleOptions> = 
     redisUrl: redis.url,
     lifecycle: { storeTimeout: STORE_TIMEOUT, ...lifecycle },
     // No rate limits: their counters would be the calls that stall, before the ones tested here.
-    refresh: { refreshRateLimit: false, loginRateLimit: false },
+    refresh: { refreshRateLimit: false },
+    routes: { loginRateLimit: false },
     before: async (app) => {
       await app.register(replayGuard, guard)
       app.post('/api/transfer', { onRequest: app.authenticate, config: { replayGuard: true } }, async () => ({ ok: true }))

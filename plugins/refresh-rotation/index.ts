@@ -1,22 +1,19 @@
-import fastifyRateLimit from '@fastify/rate-limit'
-import type { FastifyRateLimitStoreCtor } from '@fastify/rate-limit'
 import { Type, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
-import type { FastifyContextConfig, FastifyPluginAsync, FastifyRequest, FastifySchemaCompiler } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest, FastifySchemaCompiler } from 'fastify'
 import fp from 'fastify-plugin'
-import { digest } from '../../lib/crypto.js'
 import type { AuthError } from '../../lib/errors.js'
 import {
-  DpopInvalidError, RateLimitedError, RefreshInvalidError, RefreshReusedError,
+  DpopInvalidError, RefreshInvalidError, RefreshReusedError,
   SessionExpiredError, SessionReplacedError, SessionRevokedError, bearerChallenge, dpopChallenge
 } from '../../lib/errors.js'
-import { defineScript } from '../../lib/redis.js'
+import { createRateLimiter } from '../../lib/rate-limit.js'
 import type { TokenPair } from '../../lib/types.js'
 import { VerifyStatus } from '../token-lifecycle/scripts.js'
 import { TokenService, checkAppClaims, issueContext } from '../token-lifecycle/service.js'
 import type { RefreshRotationOptions } from './options.js'
 import { checkOptions } from './options.js'
-import { GuardedRateStore } from './rate-limit.js'
-import { RATE_INCR, ROTATE, RotateStatus, firstRefreshState } from './scripts.js'
+import { refreshLimit } from './rate-limit.js'
+import { ROTATE, RotateStatus, firstRefreshState } from './scripts.js'
 import { RefreshTokenCodec } from './token.js'
 
 export const PLUGIN_NAME = 'fastify-jwt-sessions/refresh-rotation'
@@ -35,14 +32,6 @@ const RefreshBody = Type.Object({ refresh_token: Type.String() })
 export interface RefreshRotationService {
   /** One refresh: rate limits, rotation (one script call), new token pair. Throws the contract's errors. */
   refresh (request: FastifyRequest, refreshToken: string): Promise<TokenPair>
-  /** Route config for the login route (`authRoutes`' `loginConfig`): the login rate limit. */
-  readonly loginRouteConfig: FastifyContextConfig
-  /**
-   * Route config for the password-change route (`authRoutes`' `passwordConfig`):
-   * the login limit, per user and client address, so a stolen access token is
-   * no unlimited oracle for the current password.
-   */
-  readonly passwordRouteConfig: FastifyContextConfig
 }
 
 const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fastify, opts) => {
@@ -65,71 +54,8 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     }
   })
 
-  // Rate limits: @fastify/rate-limit on the shared Redis, under the app's prefix.
-  const { refreshRate, loginRate } = options
-  let limitRefresh = async (_request: FastifyRequest, _sessionId: string | null): Promise<void> => {}
-  let loginRouteConfig: FastifyContextConfig = {}
-  let passwordRouteConfig: FastifyContextConfig = {}
-  if (refreshRate || loginRate) {
-    if (fastify.hasDecorator('createRateLimit')) {
-      throw new Error(`${PLUGIN_NAME}: @fastify/rate-limit is already registered; register it after this plugin, or set refreshRateLimit and loginRateLimit to false`)
-    }
-    const store = new GuardedRateStore(defineScript(tokens.redis, RATE_INCR), guard, `${keys.prefix}:rl:`)
-    await fastify.register(fastifyRateLimit, {
-      global: false,
-      skipOnError: false,
-      // A constructor that hands @fastify/rate-limit our store.
-      store: function () { return store } as unknown as FastifyRateLimitStoreCtor,
-      errorResponseBuilder: () => new RateLimitedError()
-    })
-    if (loginRate) {
-      loginRouteConfig = {
-        rateLimit: {
-          max: loginRate.max,
-          timeWindow: loginRate.windowMs,
-          // After validation, so the username is there; a digest keeps it out of Redis keys.
-          hook: 'preHandler',
-          keyGenerator: (request) => `login:${digest(String((request.body as { username: string }).username)).toString('base64url')}:${request.ip}`
-        }
-      }
-      passwordRouteConfig = {
-        rateLimit: {
-          max: loginRate.max,
-          timeWindow: loginRate.windowMs,
-          // After authentication, so the user is known; every attempt counts,
-          // a wrong current password included.
-          hook: 'preHandler',
-          keyGenerator: (request) => `password:${digest(request.auth!.userId).toString('base64url')}:${request.ip}`
-        }
-      }
-    }
-    if (refreshRate) {
-      const sessionOf = new WeakMap<FastifyRequest, string>()
-      const perAddress = fastify.createRateLimit({
-        max: refreshRate.addressMax, timeWindow: refreshRate.windowMs, keyGenerator: (request) => `refresh:a:${request.ip}`
-      })
-      const perSession = fastify.createRateLimit({
-        max: refreshRate.max, timeWindow: refreshRate.windowMs, keyGenerator: (request) => `refresh:s:${sessionOf.get(request)}`
-      })
-      const check = async (limiter: typeof perAddress, request: FastifyRequest): Promise<void> => {
-        const result = await limiter(request)
-        // Neither limiter has an allow list, so isAllowed is never true.
-        if (!result.isAllowed && result.isExceeded) {
-          const err = new RateLimitedError() as AuthError
-          err.headers = { 'retry-after': String(result.ttlInSeconds) }
-          throw err
-        }
-      }
-      // Every request counts per address; per session only with a genuine
-      // token (a forged one naming someone's session must not spend their quota).
-      // Both counters in flight at once: one round trip of latency.
-      limitRefresh = async (request, sessionId) => {
-        if (sessionId === null) return await check(perAddress, request)
-        sessionOf.set(request, sessionId)
-        await Promise.all([check(perAddress, request), check(perSession, request)])
-      }
-    }
-  }
+  // Rate limits: our own limiter on the shared Redis, under the app's prefix.
+  const limitRefresh = refreshLimit(createRateLimiter(tokens.redis, guard, keys.prefix), options.refreshRate)
 
   async function refresh (request: FastifyRequest, value: string): Promise<TokenPair> {
     const token = codec.parse(value)
@@ -206,7 +132,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     }
   }
 
-  const service: RefreshRotationService = { refresh, loginRouteConfig, passwordRouteConfig }
+  const service: RefreshRotationService = { refresh }
   fastify.decorate('refreshRotation', service)
 
   if (options.route) {

@@ -2,7 +2,10 @@ import type { FastifyRequest } from 'fastify'
 import { deriveKey } from '../../lib/crypto.js'
 import { toMs, toPositiveMs } from '../../lib/durations.js'
 import { isAsymmetricKeyMaterial } from '../../lib/key-material.js'
+import type { RateLimitOptions } from '../../lib/rate-limit.js'
+import { resolveRateLimit } from '../../lib/rate-limit.js'
 import type { ResolvedTokenLifecycleOptions } from '../token-lifecycle/options.js'
+import type { ResolvedRefreshRate } from './rate-limit.js'
 
 export type Duration = number | string
 
@@ -17,12 +20,8 @@ export interface ReuseEvent {
   at: Date
 }
 
-export interface RateLimitSetting {
-  /** Requests allowed per window. */
-  max: number
-  /** Window length. */
-  timeWindow: Duration
-}
+/** A limit in @fastify/rate-limit's units: `timeWindow` in milliseconds, or a string such as '1 minute'. */
+export type RateLimitSetting = RateLimitOptions
 
 export interface RefreshRotationOptions {
   /**
@@ -42,11 +41,11 @@ export interface RefreshRotationOptions {
   /**
    * Refresh limits, on the shared Redis: per session (every request with a
    * genuine token, grace answers included) and per client address (every
-   * request). Default 10 per minute per session, 10 times that per address.
+   * request). `timeWindow` as in @fastify/rate-limit: milliseconds, or a
+   * string such as '1 minute'. Default 10 per minute per session, 10 times
+   * that per address. (The login limit is `authRoutes`' `loginRateLimit`.)
    */
   refreshRateLimit?: (RateLimitSetting & { addressMax?: number }) | false
-  /** Login attempts per username and client address, through `loginRouteConfig`. Default 10 per minute. */
-  loginRateLimit?: RateLimitSetting | false
   /**
    * Proactive renewal: a protected response carries a fresh access token in
    * `header` (and its lifetime in seconds in `<header>-expires-in`) when fewer
@@ -57,15 +56,12 @@ export interface RefreshRotationOptions {
   onReuse?: (event: ReuseEvent, request: FastifyRequest) => void | Promise<void>
 }
 
-export interface ResolvedRateLimit { max: number, windowMs: number }
-
 export interface ResolvedRefreshRotationOptions {
   loadClaims: RefreshRotationOptions['loadClaims']
   key: Buffer
   graceMs: number
   route: string | false
-  refreshRate: (ResolvedRateLimit & { addressMax: number }) | null
-  loginRate: ResolvedRateLimit | null
+  refreshRate: ResolvedRefreshRate | null
   renewal: { thresholdMs: number, header: string } | null
   onReuse: RefreshRotationOptions['onReuse'] | null
 }
@@ -73,11 +69,12 @@ export interface ResolvedRefreshRotationOptions {
 const MIN_SECRET_BYTES = 32
 const NAME = 'refresh-rotation'
 
-function rate (value: RateLimitSetting, name: string): ResolvedRateLimit {
-  if (typeof value !== 'object' || !Number.isInteger(value.max) || value.max < 1) {
-    throw new TypeError(`${NAME}: ${name}.max must be a positive integer`)
-  }
-  return { max: value.max, windowMs: toPositiveMs(value.timeWindow, `${name}.timeWindow`) }
+function resolveRefreshRate (setting: RefreshRotationOptions['refreshRateLimit']): ResolvedRefreshRate | null {
+  if (setting === false) return null
+  const base = resolveRateLimit(setting ?? { max: 10, timeWindow: '1 minute' }, `${NAME}: refreshRateLimit`)
+  const addressMax = setting?.addressMax ?? base.max * 10
+  if (!Number.isInteger(addressMax) || addressMax < 1) throw new TypeError(`${NAME}: refreshRateLimit.addressMax must be a positive integer`)
+  return { ...base, addressMax }
 }
 
 export function checkOptions (opts: RefreshRotationOptions, core: Readonly<ResolvedTokenLifecycleOptions>): Readonly<ResolvedRefreshRotationOptions> {
@@ -97,15 +94,8 @@ export function checkOptions (opts: RefreshRotationOptions, core: Readonly<Resol
   const route = opts.route ?? '/auth/refresh'
   if (route !== false && (typeof route !== 'string' || !route.startsWith('/'))) throw new TypeError(`${NAME}: route must be a path starting with '/' or false`)
 
-  const refreshSetting = opts.refreshRateLimit ?? { max: 10, timeWindow: 60 }
-  let refreshRate: ResolvedRefreshRotationOptions['refreshRate'] = null
-  if (refreshSetting !== false) {
-    const base = rate(refreshSetting, 'refreshRateLimit')
-    const addressMax = refreshSetting.addressMax ?? base.max * 10
-    if (!Number.isInteger(addressMax) || addressMax < 1) throw new TypeError(`${NAME}: refreshRateLimit.addressMax must be a positive integer`)
-    refreshRate = { ...base, addressMax }
-  }
-  const loginSetting = opts.loginRateLimit ?? { max: 10, timeWindow: 60 }
+  // It moved to authRoutes: left here, it would be ignored and the login limit silently stay at its default.
+  if ((opts as { loginRateLimit?: unknown }).loginRateLimit !== undefined) throw new TypeError(`${NAME}: loginRateLimit is an option of authRoutes now`)
 
   let renewal: ResolvedRefreshRotationOptions['renewal'] = null
   if (opts.renewal) {
@@ -120,8 +110,7 @@ export function checkOptions (opts: RefreshRotationOptions, core: Readonly<Resol
     key,
     graceMs: toMs(opts.grace ?? 10, 'grace'),
     route,
-    refreshRate,
-    loginRate: loginSetting === false ? null : rate(loginSetting, 'loginRateLimit'),
+    refreshRate: resolveRefreshRate(opts.refreshRateLimit),
     renewal,
     onReuse: opts.onReuse ?? null
   })

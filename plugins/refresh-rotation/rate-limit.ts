@@ -1,30 +1,32 @@
-import type { ScriptCall, StoreGuard } from '../../lib/redis.js'
+import type { FastifyRequest } from 'fastify'
+import type { RateLimiter, ResolvedRateLimit } from '../../lib/rate-limit.js'
+import { rateLimitedError } from '../../lib/rate-limit.js'
 
-type IncrCallback = (err: Error | null, result: { current: number, ttl: number } | null) => void
+/** Counts one refresh; throws 429 AUTH_RATE_LIMITED (Retry-After) past a limit. */
+export type RefreshLimit = (request: FastifyRequest, sessionId: string | null) => Promise<void>
+
+export interface ResolvedRefreshRate extends ResolvedRateLimit {
+  /** Refreshes per client address per window. */
+  addressMax: number
+}
+
+const unlimited: RefreshLimit = async () => {}
 
 /**
- * A store for @fastify/rate-limit on the shared Redis, under the app's key
- * prefix, whose every call goes through the store guard: a dead or slow
- * Redis answers 503 AUTH_STORE_UNAVAILABLE, never a 500 nor a request let
- * through unlimited. `child` is how @fastify/rate-limit scopes a route's
- * counters; routes get their path in the key.
+ * The refresh limits: every request counts per client address; per session
+ * only with a genuine token (a forged one naming someone's session must not
+ * spend their quota). Grace answers count like any other refresh.
  */
-export class GuardedRateStore {
-  constructor (
-    private readonly incrScript: ScriptCall,
-    private readonly guard: StoreGuard,
-    readonly prefix: string
-  ) {}
-
-  incr (key: string, cb: IncrCallback, timeWindow: number): void {
-    this.guard(() => this.incrScript(1, this.prefix + key, timeWindow)).then(
-      (reply) => { const [current, ttl] = reply as number[]; cb(null, { current, ttl }) },
-      (err: Error) => cb(err, null)
-    )
+export function refreshLimit (limiter: RateLimiter, rate: ResolvedRefreshRate | null): RefreshLimit {
+  if (rate === null) return unlimited
+  const perAddress: ResolvedRateLimit = { max: rate.addressMax, windowMs: rate.windowMs }
+  const check = async (key: string, limit: ResolvedRateLimit): Promise<void> => {
+    const count = await limiter(key, limit)
+    if (count.exceeded) throw rateLimitedError(count)
   }
-
-  child (routeOptions: { routeInfo: { method?: string, url?: string } }): GuardedRateStore {
-    const { method, url } = routeOptions.routeInfo
-    return new GuardedRateStore(this.incrScript, this.guard, url ? `${this.prefix}${method}${url}:` : this.prefix)
+  return async (request, sessionId) => {
+    if (sessionId === null) return await check(`refresh:a:${request.ip}`, perAddress)
+    // Both counters in flight at once: one round trip of latency.
+    await Promise.all([check(`refresh:a:${request.ip}`, perAddress), check(`refresh:s:${sessionId}`, rate)])
   }
 }

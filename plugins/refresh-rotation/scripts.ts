@@ -117,21 +117,3 @@ invalidate(KEYS[1])
 return { 5 }
 `
 }
-
-/**
- * A fixed-window counter for @fastify/rate-limit's store interface (the same
- * semantics as its RedisStore), run through the store guard.
- * KEYS[1] counter; ARGV[1] window (ms). Returns { count, ms left in the window }.
- */
-export const RATE_INCR: ScriptDefinition = {
-  name: 'rate_incr',
-  lua: `
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if count == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return { count, ttl }
-`
-}

@@ -1,6 +1,4 @@
-import fastifyJwt from '@fastify/jwt'
-import type { JWT } from '@fastify/jwt'
-import { createVerifier } from 'fast-jwt'
+import { createSigner, createVerifier } from 'fast-jwt'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { DurableWrites } from '../../lib/durable-writes.js'
@@ -44,18 +42,13 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
     requiredClaims: requiredClaims(jwt),
     clockTolerance: jwt.clockToleranceMs
   }
-  await fastify.register(fastifyJwt, {
-    namespace: jwt.namespace,
-    secret: jwt.algorithm.startsWith('HS')
-      ? jwt.verifyKey
-      : { private: jwt.signKey as string | Buffer, public: jwt.verifyKey },
-    sign: { algorithm: jwt.algorithm, iss: jwt.issuer, aud: jwt.audience },
-    verify: verifyOptions
-  })
-  const signer = (fastify.jwt as unknown as Record<string, JWT>)[jwt.namespace]
-  // The hot path calls fast-jwt's verifier directly, with the same options as
-  // `fastify.jwt[namespace].verify`: @fastify/jwt would merge its options into
-  // new objects on every call.
+  // fast-jwt directly, not @fastify/jwt: registering that would add
+  // fastify.jwt, request.user and its request/reply methods to the host app,
+  // beside (or in the way of) the host's own @fastify/jwt.
+  // Created at register time, so a key fast-jwt cannot use refuses to start.
+  const sign = jwt.signKey === undefined
+    ? () => { throw new Error(`${PLUGIN_NAME}: this instance only verifies (no jwt.privateKey); it cannot sign tokens`) }
+    : createSigner({ key: jwt.signKey, algorithm: jwt.algorithm, iss: jwt.issuer, aud: jwt.audience })
   // Every path to a payload goes through the NumericDate check, cached or not.
   const verifyOnce = checkNumericDates(createVerifier({ ...verifyOptions, key: jwt.verifyKey, cache: false }))
   // Tokens a route accepts only once (replay-guard) skip the cache: they could
@@ -84,7 +77,7 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
     keys: createKeyspace(options.keyPrefix),
     redis,
     guard: createStoreGuard(redis, options.storeTimeoutMs, fastify.log),
-    sign: (payload) => signer.sign(payload),
+    sign,
     log: fastify.log,
     lane,
     durableWrites

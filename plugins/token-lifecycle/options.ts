@@ -20,8 +20,6 @@ export interface JwtOptions {
   audience?: string
   /** Leeway on `exp`/`nbf` for clock skew between instances. Default 0, at most 5 minutes. */
   clockTolerance?: Duration
-  /** The @fastify/jwt namespace this plugin registers under (`fastify.jwt[namespace]`). */
-  namespace?: string
 }
 
 export interface TokenLifecycleOptions extends RedisSourceOptions {
@@ -84,7 +82,6 @@ export interface ResolvedJwtOptions {
   issuer: string | undefined
   audience: string | undefined
   clockToleranceMs: number
-  namespace: string
 }
 
 export interface ResolvedTokenLifecycleOptions {
@@ -140,8 +137,7 @@ function resolveJwt (jwt: JwtOptions | undefined): ResolvedJwtOptions {
     verifyKey,
     issuer: jwt.issuer,
     audience: jwt.audience,
-    clockToleranceMs,
-    namespace: jwt.namespace ?? 'sessions'
+    clockToleranceMs
   }
 }
 

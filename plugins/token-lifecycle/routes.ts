@@ -4,6 +4,8 @@ import type { FastifyContextConfig, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { acceptEmptyJsonBody } from '../../lib/json-body.js'
 import { InvalidCredentialsError, SessionNotFoundError, WrongPasswordError, bearerChallenge } from '../../lib/errors.js'
+import type { RateLimitOptions } from '../../lib/rate-limit.js'
+import { loginLimits } from './login-rate-limit.js'
 
 export interface VerifiedUser {
   userId: string
@@ -19,9 +21,18 @@ export interface AuthRoutesOptions {
    * current password is wrong. Without it, `POST /password` is not mounted.
    */
   changePassword?: (userId: string, currentPassword: string, newPassword: string, request: FastifyRequest) => Promise<boolean>
-  /** Extra route config for `POST /login` (for example `{ rateLimit: {...} }`). */
+  /**
+   * Attempts allowed per window on `POST /login` (per username and client
+   * address) and on `POST /password` (per user and client address, wrong
+   * current passwords included); 429 AUTH_RATE_LIMITED past them. Units of
+   * @fastify/rate-limit: `timeWindow` in milliseconds, or a string such as
+   * '1 minute'. Counted in our own hook on the shared Redis, never through
+   * `config.rateLimit`. Default `{ max: 10, timeWindow: '1 minute' }`; false: off.
+   */
+  loginRateLimit?: RateLimitOptions | false
+  /** Extra route config for `POST /login` (for example your own `@fastify/rate-limit`'s `{ rateLimit: {...} }`). */
   loginConfig?: FastifyContextConfig
-  /** Extra route config for `POST /password` (refresh-rotation's `passwordRouteConfig`: the login rate limit). */
+  /** Extra route config for `POST /password`. */
   passwordConfig?: FastifyContextConfig
 }
 
@@ -54,8 +65,9 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
   acceptEmptyJsonBody(fastify)
   const tokens = fastify.tokens
   const authenticate = fastify.authenticate
+  const limits = loginLimits(tokens, opts.loginRateLimit)
 
-  fastify.post('/login', { schema: { body: LoginBody }, config: opts.loginConfig ?? {} }, async (request, reply) => {
+  fastify.post('/login', { schema: { body: LoginBody }, config: opts.loginConfig ?? {}, preHandler: limits?.login ?? [] }, async (request, reply) => {
     const { username, password, device_id: id, device_type: type, device_name: name } = request.body
     const claimsLoadedAt = tokens.options.clock()
     const user = await opts.verifyCredentials(username, password, request)
@@ -100,7 +112,7 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
 
   const changePassword = opts.changePassword
   if (changePassword) {
-    fastify.post('/password', { onRequest: authenticate, schema: { body: PasswordBody }, config: opts.passwordConfig }, async (request, reply) => {
+    fastify.post('/password', { onRequest: authenticate, schema: { body: PasswordBody }, config: opts.passwordConfig ?? {}, preHandler: limits?.password ?? [] }, async (request, reply) => {
       const { userId } = request.auth!
       const changed = await changePassword(userId, request.body.current_password, request.body.new_password, request)
       if (!changed) throw new WrongPasswordError()

@@ -7,7 +7,7 @@ import refreshRotation from '../../plugins/refresh-rotation/index.js'
 import type { RefreshRotationOptions } from '../../plugins/refresh-rotation/index.js'
 import { RefreshTokenCodec } from '../../plugins/refresh-rotation/token.js'
 import tokenLifecycle, { authRoutes } from '../../plugins/token-lifecycle/index.js'
-import type { TokenLifecycleOptions } from '../../plugins/token-lifecycle/index.js'
+import type { AuthRoutesOptions, TokenLifecycleOptions } from '../../plugins/token-lifecycle/index.js'
 import { REDIS_URL, TEST_SECRET, cleanupPrefix, uniquePrefix } from './app.js'
 import { keysUnder } from './env.js'
 
@@ -25,6 +25,8 @@ export async function refresh (app: FastifyInstance, refreshToken: unknown, head
 export interface CustomAppOptions {
   lifecycle?: Partial<TokenLifecycleOptions>
   refresh?: Partial<RefreshRotationOptions>
+  /** authRoutes' options (its `loginRateLimit`, for one). */
+  routes?: Partial<AuthRoutesOptions>
   /** Runs between token-lifecycle and refresh-rotation (extensions, other plugins). */
   before?: (app: FastifyInstance) => Promise<void> | void
   /** Runs while a login's password is being checked, after its claims were read. */
@@ -59,12 +61,12 @@ export async function customApp (t: Test, opts: CustomAppOptions = {}): Promise<
   })
   await app.register(authRoutes, {
     prefix: '/auth',
-    loginConfig: app.refreshRotation.loginRouteConfig,
     async verifyCredentials (username, password) {
       const user = roles.has(username) && password === `${username}-pass` ? { userId: username, claims: { roles: roles.get(username) } } : null
       await opts.duringCredentials?.(username)
       return user
-    }
+    },
+    ...opts.routes
   })
   app.get('/api/me', { onRequest: app.authenticate }, async (request) => ({ roles: request.auth!.claims.roles }))
   t.teardown(() => app.close())
