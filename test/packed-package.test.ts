@@ -1,9 +1,11 @@
 import { execFile, spawn } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { builtinModules } from 'node:module'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
+import ts from 'typescript'
 import { cleanupPrefix } from './helpers/app.js'
 import { REDIS_URL, uniquePrefix } from './helpers/env.js'
 import { appPackageJson, appTsconfig, clientSource, serverSource } from './helpers/packed-app.js'
@@ -71,6 +73,27 @@ async function installInto (t: Test, app: string, tarball: string): Promise<Reco
     symlinkSync(target, join(modules, name), 'dir')
   }
   return manifest
+}
+
+/**
+ * The packages the shipped files import by name (JavaScript and declarations),
+ * each with a file that imports it. A name npm would not install for the
+ * package (neither a dependency nor a peer) resolves here only because
+ * something else happened to bring it: a phantom dependency.
+ */
+function packagesImportedBy (dir: string): Map<string, string> {
+  const imported = new Map<string, string>()
+  const files = readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && /\.(js|d\.ts)$/.test(entry.name))
+  for (const entry of files) {
+    const file = join(entry.parentPath, entry.name)
+    for (const { fileName } of ts.preProcessFile(readFileSync(file, 'utf8'), true, true).importedFiles) {
+      if (fileName.startsWith('.') || fileName.startsWith('node:') || builtinModules.includes(fileName)) continue
+      const name = fileName.split('/').slice(0, fileName.startsWith('@') ? 2 : 1).join('/')
+      if (!imported.has(name)) imported.set(name, file.slice(dir.length + 1))
+    }
+  }
+  return imported
 }
 
 interface Server { base: string, output: () => string }
@@ -150,6 +173,12 @@ t.test('a fresh strict TypeScript app with its own rate limit and JWT, using the
     const dependencies = Object.keys(manifest.dependencies ?? {})
     t.notOk(dependencies.includes('fastify'), 'fastify is no dependency')
     t.notOk(dependencies.includes('@fastify/redis'), '@fastify/redis is no dependency')
+  })
+  t.test('every package the shipped files import is a dependency or a peer', async (t) => {
+    const declared = new Set([...Object.keys(manifest.dependencies ?? {}), ...Object.keys(manifest.peerDependencies ?? {})])
+    const imported = packagesImportedBy(join(app, 'node_modules', 'fastify-jwt-sessions'))
+    t.ok(imported.has('fastify'), 'the scan sees imports')
+    t.same([...imported].filter(([name]) => !declared.has(name)).map(([name, file]) => `${name} (imported by ${file})`), [])
   })
   writeFileSync(join(app, 'package.json'), JSON.stringify(appPackageJson, null, 2))
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(appTsconfig, null, 2))
