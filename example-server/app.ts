@@ -6,8 +6,7 @@ import type { FastifyInstance, FastifyRequest, FastifyServerOptions } from 'fast
 import { Redis, Cluster } from 'ioredis'
 import type { RedisOptions } from 'ioredis'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import { ForbiddenError, UserNotFoundError } from '../lib/errors.js'
-import { acceptEmptyJsonBody } from '../lib/json-body.js'
+import { ForbiddenError, UserNotFoundError, acceptEmptyJsonBody } from '../plugins/index.js'
 import ssoSession from '../plugins/sso-session/index.js'
 import tokenLifecycle, { authRoutes } from '../plugins/token-lifecycle/index.js'
 import type { SsoPolicyInput } from '../plugins/sso-session/index.js'
@@ -233,7 +232,7 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
 
   app.get('/healthz', async (request, reply) => {
     try {
-      await app.tokens.guard(() => app.redis.ping())
+      await app.tokens.ping()
       return { redis: 'ok' }
     } catch {
       reply.code(503)

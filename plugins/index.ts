@@ -14,3 +14,4 @@ export type { RefreshRotationOptions, RefreshRotationService, ReuseEvent, RateLi
 export * from '../lib/errors.js'
 export type * from '../lib/types.js'
 export { createKeyspace } from '../lib/keys.js'
+export { acceptEmptyJsonBody } from '../lib/json-body.js'

@@ -300,4 +300,13 @@ export class TokenService {
     }
     return sessions
   }
+
+  /**
+   * Whether the session store answers, for a health check: a PING through the
+   * store guard, so it resolves within `storeTimeout` or rejects with
+   * AUTH_STORE_UNAVAILABLE (503), exactly as a login or a verify would.
+   */
+  async ping (): Promise<void> {
+    await this.guard(() => this.redis.ping())
+  }
 }
