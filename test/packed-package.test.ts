@@ -8,7 +8,7 @@ import type { Test } from 'tap'
 import ts from 'typescript'
 import { cleanupPrefix } from './helpers/app.js'
 import { REDIS_URL, uniquePrefix } from './helpers/env.js'
-import { appPackageJson, appTsconfig, clientSource, serverSource } from './helpers/packed-app.js'
+import { appPackageJson, appTsconfig, clientSource, plainSource, serverSource } from './helpers/packed-app.js'
 
 /**
  * Issue #15's "Done when": the package as npm packs it, installed in a fresh
@@ -96,6 +96,27 @@ function packagesImportedBy (dir: string): Map<string, string> {
   return imported
 }
 
+/**
+ * The type errors of src/plain.ts and of our shipped declarations, in a
+ * program rooted at src/plain.ts alone, with the app's compiler options
+ * (skipLibCheck off). Only those files are checked: other packages'
+ * declarations are the main compile's business, and checking them all again
+ * would double the test's time.
+ */
+function declarationErrorsWithout (app: string): string[] {
+  const config = ts.getParsedCommandLineOfConfigFile(join(app, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} })
+  const program = ts.createProgram({ rootNames: [join(app, 'src', 'plain.ts')], options: { ...config!.options, noEmit: true } })
+  const ours = program.getSourceFiles().filter((file) => file.fileName.includes('/node_modules/fastify-jwt-sessions/') || file.fileName.endsWith('/src/plain.ts'))
+  const diagnostics = [
+    ...program.getOptionsDiagnostics(),
+    ...ours.flatMap((file) => [...program.getSyntacticDiagnostics(file), ...program.getSemanticDiagnostics(file)])
+  ]
+  return diagnostics.map((d) => {
+    const where = d.file === undefined || d.start === undefined ? '' : `${d.file.fileName.slice(app.length + 1)}(${d.file.getLineAndCharacterOfPosition(d.start).line + 1}): `
+    return where + ts.flattenDiagnosticMessageText(d.messageText, ' ')
+  })
+}
+
 interface Server { base: string, output: () => string }
 
 /** Starts the compiled app and waits (bounded) for its address; a boot failure is a failed test, with what it printed. */
@@ -158,7 +179,9 @@ t.test('a fresh strict TypeScript app with its own rate limit and JWT, using the
   const prefix = uniquePrefix('packed')
   cleanupPrefix(t, prefix)
 
+  const startedAt = Date.now()
   const { tarball, files } = await buildAndPack(t, work)
+  const packedAt = Date.now()
   t.test('the tarball holds the build, the README and the LICENSE, nothing else', async (t) => {
     t.ok(files.includes('LICENSE') && files.includes('README.md') && files.includes('package.json'))
     for (const entry of ['dist/plugins/index.js', 'dist/plugins/index.d.ts', 'dist/client/index.js', 'dist/client/index.d.ts']) t.ok(files.includes(entry), entry)
@@ -184,11 +207,19 @@ t.test('a fresh strict TypeScript app with its own rate limit and JWT, using the
   writeFileSync(join(app, 'tsconfig.json'), JSON.stringify(appTsconfig, null, 2))
   writeFileSync(join(app, 'src', 'server.ts'), serverSource)
   writeFileSync(join(app, 'src', 'client.ts'), clientSource)
+  const entryPoints = Object.keys(manifest.exports ?? {}).filter((subpath) => subpath !== './package.json').map((subpath) => `fastify-jwt-sessions${subpath.slice(1)}`)
+  writeFileSync(join(app, 'src', 'plain.ts'), plainSource(entryPoints))
 
+  // The app as its developer compiles it (a child process), and meanwhile, in
+  // this one, the entry points in a program without @fastify/jwt.
+  const compiling = run(process.execPath, [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], app)
+  const plain = declarationErrorsWithout(app)
+  const tsc = await compiling
+  t.comment(`packed in ${Math.round((packedAt - startedAt) / 1000)} s, compiled in ${Math.round((Date.now() - packedAt) / 1000)} s`)
   // tsc emits even when it reports errors (noEmitOnError is off): a type
   // error fails this assertion and the behaviour is still checked below.
-  const tsc = await run(process.execPath, [join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', app], app)
   t.equal(tsc.code, 0, 'the app compiles with strict and skipLibCheck: false', { diagnostics: tsc.output.split('\n').filter(Boolean) })
+  t.same(plain, [], 'every entry point compiles in an app without @fastify/jwt, and authenticate\'s reply is typed', { entryPoints })
   if (!t.ok(existsSync(join(app, 'build', 'server.js')) && existsSync(join(app, 'build', 'client.js')), 'tsc emitted the app')) return
 
   const baseline = await startApp(t, app, 'without-sessions', prefix)

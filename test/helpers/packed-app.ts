@@ -162,3 +162,23 @@ console.log('result ' + JSON.stringify({
 }))
 client.close()
 `
+
+/**
+ * The root of a second program, on its own: an app without @fastify/jwt.
+ * @fastify/jwt's declarations happen to put `FastifyReply` in scope of every
+ * `declare module 'fastify'`, so in the app above a declaration of ours that
+ * names it without importing it compiles; here it does not. It imports every
+ * entry point of the package, and checks that `fastify.authenticate`'s reply
+ * is a real type, not `any`.
+ */
+export function plainSource (entryPoints: string[]): string {
+  return `${entryPoints.map((name, i) => `import * as entry${i} from '${name}'`).join('\n')}
+import Fastify from 'fastify'
+
+type IsAny<T> = 0 extends 1 & T ? true : false
+const app = Fastify()
+const replyIsTyped: IsAny<Parameters<typeof app.authenticate>[1]> = false
+export { replyIsTyped, ${entryPoints.map((_, i) => `entry${i}`).join(', ')} }
+`
+}
+
