@@ -5,6 +5,7 @@ import type { FastifyContextConfig, FastifyPluginAsync, FastifyRequest, FastifyS
 import fp from 'fastify-plugin'
 import { digest } from '../../lib/crypto.js'
 import type { AuthError } from '../../lib/errors.js'
+import { authOrNull } from '../../lib/request-auth.js'
 import {
   DpopInvalidError, RateLimitedError, RefreshInvalidError, RefreshReusedError,
   SessionExpiredError, SessionReplacedError, SessionRevokedError, bearerChallenge, dpopChallenge
@@ -99,7 +100,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
           // After authentication, so the user is known; every attempt counts,
           // a wrong current password included.
           hook: 'preHandler',
-          keyGenerator: (request) => `password:${digest(request.auth!.userId).toString('base64url')}:${request.ip}`
+          keyGenerator: (request) => `password:${digest(request.auth.userId).toString('base64url')}:${request.ip}`
         }
       }
     }
@@ -225,7 +226,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     // exp stops where the session is known to end (absolute deadline, or the
     // idle deadline if sooner), as every token of the session does.
     fastify.addHook('onSend', async (request, reply, payload) => {
-      const auth = request.auth
+      const auth = authOrNull(request)
       if (auth && auth.expiresAt - core.clock() < renewal.thresholdMs) {
         const { sub, sid, jti, iat, exp, nbf, cv, iss, aud, ...extraClaims } = auth.claims
         const access = tokens.signAccessToken({ userId: sub, sessionId: sid, claimsVersion: cv, extraClaims, absoluteDeadline: auth.sessionLiveUntil })
