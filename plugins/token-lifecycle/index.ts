@@ -120,9 +120,10 @@ export { authOrNull, NotAuthenticatedError } from '../../lib/request-auth.js'
 /** `fastify.authenticate`: an onRequest (or preHandler) hook. */
 export type AuthenticateHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
 
-// Inside `declare module` blocks, name only types declared in this file:
-// declaration emit drops imports used only there (a `FastifyReply` used here
-// once shipped unimported: an error under skipLibCheck false, `any` otherwise).
+// Inside `declare module 'fastify'`, name only types declared in this file (or
+// in the block): declaration emit dropped the import of `FastifyReply`, a name
+// fastify itself exports, used only in here, and the type shipped unimported
+// (an error under skipLibCheck false, `any` otherwise). test/types.test.ts checks.
 declare module 'fastify' {
   interface FastifyInstance {
     /** Session services: open, end, list, invalidate claims (token-lifecycle). */
