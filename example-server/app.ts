@@ -99,7 +99,7 @@ export function createRedisClient (config: ExampleConfig): Redis | Cluster {
 
 function requireRole (role: string) {
   return async function (request: FastifyRequest): Promise<void> {
-    const roles = request.auth!.claims.roles
+    const roles = request.auth.claims.roles
     if (!Array.isArray(roles) || !roles.includes(role)) throw new ForbiddenError()
   }
 }
@@ -189,7 +189,7 @@ export async function buildApp (config: ExampleConfig, fastifyOptions: FastifySe
   })
 
   app.get('/api/me', { onRequest: app.authenticate }, async (request) => {
-    const { userId, sessionId, claims } = request.auth!
+    const { userId, sessionId, claims } = request.auth
     return { user_id: userId, session_id: sessionId, roles: claims.roles }
   })
 

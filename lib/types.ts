@@ -1,14 +1,33 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 
 /**
- * App claims carried in access tokens. Extend it to type your own claims:
+ * Your app's own claims, with their exact types (README "Typing your claims").
+ * Declare them on `fastify-jwt-sessions/types`, the one module that declares
+ * this interface, whichever entry points the app imports:
  *
- *   declare module 'fastify-jwt-sessions' {
- *     interface SessionClaims { roles: string[] }
+ *   declare module 'fastify-jwt-sessions/types' {
+ *     interface SessionClaims { roles: string[], tenant?: string }
  *   }
+ *
+ * `request.auth.claims.roles` is then `string[]`, and every login
+ * (`openSession`, `verifyCredentials`) and refresh (`loadClaims`) must hand
+ * in `roles`. Declare a claim optional when some tokens may lack it (tokens
+ * issued before it existed). Undeclared claims still pass through, typed `unknown`.
  */
 // eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface SessionClaims {}
+
+/** The app claims a login or a refresh hands in: the declared SessionClaims, and any other claims. */
+export type AppClaims = SessionClaims & Record<string, unknown>
+
+/**
+ * The `claims` member of a login's input: optional while SessionClaims
+ * declares no required claim, required once it does (a token must not
+ * lack a claim its type promises).
+ */
+export type WithAppClaims = {} extends SessionClaims
+  ? { /** App claims for the access token (for example `{ roles: ['user'] }`). */ claims?: AppClaims }
+  : { /** App claims for the access token (for example `{ roles: ['user'] }`). */ claims: AppClaims }
 
 /** The claims of an access token as verified. */
 export interface AccessTokenPayload extends Record<string, unknown> {
@@ -26,8 +45,8 @@ export interface AuthContext {
   userId: string
   sessionId: string
   jti: string
-  /** Every claim of the access token, app claims included. */
-  claims: AccessTokenPayload & Partial<SessionClaims>
+  /** Every claim of the access token: the core's, and the app's as SessionClaims declares them (others `unknown`). */
+  claims: AccessTokenPayload & SessionClaims
   /** When the access token expires (ms since epoch). */
   expiresAt: number
   /**
@@ -69,9 +88,8 @@ export type SsoPolicy =
   | { mode: 'device-type' }
   | { mode: 'max', max: number }
 
-export interface OpenSessionInput {
+export interface OpenSessionInput extends WithAppClaims {
   userId: string
-  claims?: Record<string, unknown>
   device?: DeviceInfo
   /** The login request, when there is one: handed to extensions (rate keys, DPoP, audit). */
   request?: FastifyRequest

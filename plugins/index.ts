@@ -3,8 +3,8 @@
  * controls. Each plugin also has its own subpath export
  * (`fastify-jwt-sessions/token-lifecycle`, ...).
  */
-export { default as tokenLifecycle, authRoutes, TokenService, readAuthorization } from './token-lifecycle/index.js'
-export type { TokenLifecycleOptions, AuthRoutesOptions, VerifiedUser, JwtOptions, JwtAlgorithm, Duration } from './token-lifecycle/index.js'
+export { default as tokenLifecycle, authRoutes, TokenService, readAuthorization, authOrNull, NotAuthenticatedError } from './token-lifecycle/index.js'
+export type { TokenLifecycleOptions, AuthRoutesOptions, VerifiedUser, JwtOptions, JwtAlgorithm, Duration, AuthenticateHook } from './token-lifecycle/index.js'
 export { default as ssoSession, parsePolicy } from './sso-session/index.js'
 export type { SsoSessionOptions, SsoPolicyInput, SessionReplacedEvent, LoginPolicyContext, SsoService } from './sso-session/index.js'
 export { default as replayGuard, accessTokenHash, DPOP_ALGORITHMS } from './replay-guard/index.js'

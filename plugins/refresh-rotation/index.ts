@@ -2,6 +2,7 @@ import { Type, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsync, FastifyRequest, FastifySchemaCompiler } from 'fastify'
 import fp from 'fastify-plugin'
 import type { AuthError } from '../../lib/errors.js'
+import { authOrNull } from '../../lib/request-auth.js'
 import {
   DpopInvalidError, RefreshInvalidError, RefreshReusedError,
   SessionExpiredError, SessionReplacedError, SessionRevokedError, bearerChallenge, dpopChallenge
@@ -151,7 +152,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     // exp stops where the session is known to end (absolute deadline, or the
     // idle deadline if sooner), as every token of the session does.
     fastify.addHook('onSend', async (request, reply, payload) => {
-      const auth = request.auth
+      const auth = authOrNull(request)
       if (auth && auth.expiresAt - core.clock() < renewal.thresholdMs) {
         const { sub, sid, jti, iat, exp, nbf, cv, iss, aud, ...extraClaims } = auth.claims
         const access = tokens.signAccessToken({ userId: sub, sessionId: sid, claimsVersion: cv, extraClaims, absoluteDeadline: auth.sessionLiveUntil })

@@ -4,6 +4,7 @@ import { toMs, toPositiveMs } from '../../lib/durations.js'
 import { isAsymmetricKeyMaterial } from '../../lib/key-material.js'
 import type { RateLimitOptions } from '../../lib/rate-limit.js'
 import { resolveRateLimit } from '../../lib/rate-limit.js'
+import type { AppClaims } from '../../lib/types.js'
 import type { ResolvedTokenLifecycleOptions } from '../token-lifecycle/options.js'
 import type { ResolvedRefreshRate } from './rate-limit.js'
 
@@ -28,7 +29,7 @@ export interface RefreshRotationOptions {
    * Reloads the user's app claims at every refresh (a role change takes effect).
    * Resolves null when the user is gone: the session ends, the refresh answers AUTH_SESSION_REVOKED.
    */
-  loadClaims: (userId: string, request: FastifyRequest) => Promise<Record<string, unknown> | null>
+  loadClaims: (userId: string, request: FastifyRequest) => Promise<AppClaims | null>
   /**
    * Key of the refresh token MACs (>= 32 bytes). Default: derived from the
    * HS* JWT secret; required when token-lifecycle signs with a key pair.

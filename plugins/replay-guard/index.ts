@@ -2,6 +2,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestAsyncHo
 import fp from 'fastify-plugin'
 import { DpopInvalidError, TokenReplayedError, bearerChallenge, dpopChallenge } from '../../lib/errors.js'
 import type { AuthError } from '../../lib/errors.js'
+import { authOrNull } from '../../lib/request-auth.js'
 import type { AccessTokenPayload, IssueContext, OnceKeys, VerifyPlan } from '../../lib/types.js'
 import type { VerifiedProof } from './dpop.js'
 import { ProofError, requestHtu, verifyProof } from './dpop.js'
@@ -162,7 +163,7 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
    * runs on it: refuse to serve it otherwise rather than let a token through twice.
    */
   const assertAuthenticated: preHandlerAsyncHookHandler = async function (request) {
-    if (request.auth === null) {
+    if (authOrNull(request) === null) {
       throw new Error(`replay-guard: ${request.method} ${request.routeOptions.url} has config.replayGuard but no fastify.authenticate hook`)
     }
   }

@@ -4,6 +4,7 @@ import {
   SessionExpiredError, SessionReplacedError, SessionRevokedError,
   TokenExpiredError, TokenInvalidError, TokenMissingError, TokenStaleError, bearerChallenge
 } from '../../lib/errors.js'
+import { setAuth } from '../../lib/request-auth.js'
 import type { AccessTokenPayload, AuthContext, VerifyPlan } from '../../lib/types.js'
 import { VerifyStatus } from './scripts.js'
 import type { TokenService } from './service.js'
@@ -110,7 +111,7 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
     if (cached) {
       const liveUntil = cache.hit(tag, payload.sid, payload.cv, now)
       if (liveUntil !== 0) {
-        request.auth = authContext(payload, token, liveUntil)
+        setAuth(request, authContext(payload, token, liveUntil))
         return
       }
       epoch = cache.epoch
@@ -133,7 +134,7 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
     // VERIFY answers minus the time up to which the session is known live.
     const liveUntil = -status
     if (cached) cache.remember(tag, payload.sid, payload.cv, Math.min(now + options.touchMs, liveUntil), liveUntil, epoch)
-    request.auth = authContext(payload, token, liveUntil)
+    setAuth(request, authContext(payload, token, liveUntil))
   }
 }
 

@@ -5,6 +5,7 @@ import { DurableWrites } from '../../lib/durable-writes.js'
 import { createKeyspace } from '../../lib/keys.js'
 import { createStoreGuard, resolveRedis } from '../../lib/redis.js'
 import { ScriptLane, laneSettingsOf } from '../../lib/script-lane.js'
+import { kAuth, readAuth } from '../../lib/request-auth.js'
 import type { AuthContext } from '../../lib/types.js'
 import { createAuthenticate } from './authenticate.js'
 import { cachedVerifier } from './verify-cache.js'
@@ -90,7 +91,9 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
 
   fastify.decorate('tokens', service)
   fastify.decorate('authenticate', createAuthenticate(service, verifyToken, verifyOnce))
-  fastify.decorateRequest('auth', null)
+  // The caller's slot, null on every request until authenticate passes; `request.auth` reads it (lib/request-auth.ts).
+  fastify.decorateRequest(kAuth, null)
+  fastify.decorateRequest('auth', { getter: readAuth })
 }
 
 export default fp(tokenLifecycle, {
@@ -105,16 +108,28 @@ export { LocalCache } from './local-cache.js'
 export type { TokenLifecycleOptions, LocalCacheOptions, DurabilityOptions, JwtOptions, JwtAlgorithm, Duration } from './options.js'
 export { MAX_TOMBSTONES, TokenService } from './service.js'
 export { readAuthorization } from './authenticate.js'
+export { authOrNull, NotAuthenticatedError } from '../../lib/request-auth.js'
 
+/** `fastify.authenticate`: an onRequest (or preHandler) hook. */
+export type AuthenticateHook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+
+// Inside `declare module 'fastify'`, name only types declared in this file (or
+// in the block): declaration emit dropped the import of `FastifyReply`, a name
+// fastify itself exports, used only in here, and the type shipped unimported
+// (an error under skipLibCheck false, `any` otherwise). test/types.test.ts checks.
 declare module 'fastify' {
   interface FastifyInstance {
     /** Session services: open, end, list, invalidate claims (token-lifecycle). */
     tokens: TokenService
     /** The hook that protects a route: `{ onRequest: fastify.authenticate }`. */
-    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+    authenticate: AuthenticateHook
   }
   interface FastifyRequest {
-    /** Set by `fastify.authenticate`; null on routes it does not protect. */
-    auth: AuthContext | null
+    /**
+     * The caller, on a request `fastify.authenticate` passed. Read anywhere
+     * else it throws AUTH_NOT_AUTHENTICATED (500, naming the route): where a
+     * caller is optional, use `authOrNull(request)`.
+     */
+    readonly auth: AuthContext
   }
 }

@@ -29,7 +29,7 @@ export function loginLimits (tokens: TokenService, setting: RateLimitOptions | f
   const limiter = createRateLimiter(tokens.redis, tokens.guard, tokens.keys.prefix)
   return {
     login: limitBy(limiter, limit, (request) => `login:${digest(String((request.body as { username: string }).username)).toString('base64url')}:${request.ip}`),
-    password: limitBy(limiter, limit, (request) => `password:${digest(request.auth!.userId).toString('base64url')}:${request.ip}`)
+    password: limitBy(limiter, limit, (request) => `password:${digest(request.auth.userId).toString('base64url')}:${request.ip}`)
   }
 }
 

@@ -6,11 +6,11 @@ import { acceptEmptyJsonBody } from '../../lib/json-body.js'
 import { InvalidCredentialsError, SessionNotFoundError, WrongPasswordError, bearerChallenge } from '../../lib/errors.js'
 import type { RateLimitOptions } from '../../lib/rate-limit.js'
 import { loginLimits } from './login-rate-limit.js'
+import type { WithAppClaims } from '../../lib/types.js'
 
-export interface VerifiedUser {
+/** A user whose password checked out, and the app claims of their first access token (typed by SessionClaims). */
+export interface VerifiedUser extends WithAppClaims {
   userId: string
-  /** App claims for the access token (for example `{ roles: ['user'] }`). */
-  claims?: Record<string, unknown>
 }
 
 export interface AuthRoutesOptions {
@@ -79,17 +79,17 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
   })
 
   fastify.post('/logout', { onRequest: authenticate }, async (request, reply) => {
-    await tokens.endSession(request.auth!.userId, request.auth!.sessionId)
+    await tokens.endSession(request.auth.userId, request.auth.sessionId)
     reply.code(204)
   })
 
   fastify.post('/logout-all', { onRequest: authenticate }, async (request, reply) => {
-    await tokens.endAllSessions(request.auth!.userId)
+    await tokens.endAllSessions(request.auth.userId)
     reply.code(204)
   })
 
   fastify.get('/sessions', { onRequest: authenticate }, async (request) => {
-    const { userId, sessionId } = request.auth!
+    const { userId, sessionId } = request.auth
     const sessions = await tokens.listSessions(userId)
     return {
       sessions: sessions.map((s) => ({
@@ -105,7 +105,7 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
   })
 
   fastify.delete('/sessions/:session_id', { onRequest: authenticate, schema: { params: SessionParams } }, async (request, reply) => {
-    const ended = await tokens.endSession(request.auth!.userId, request.params.session_id)
+    const ended = await tokens.endSession(request.auth.userId, request.params.session_id)
     if (!ended) throw new SessionNotFoundError()
     reply.code(204)
   })
@@ -113,7 +113,7 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
   const changePassword = opts.changePassword
   if (changePassword) {
     fastify.post('/password', { onRequest: authenticate, schema: { body: PasswordBody }, config: opts.passwordConfig ?? {}, preHandler: limits?.password ?? [] }, async (request, reply) => {
-      const { userId } = request.auth!
+      const { userId } = request.auth
       const changed = await changePassword(userId, request.body.current_password, request.body.new_password, request)
       if (!changed) throw new WrongPasswordError()
       // A new password ends every session, the current one included: whoever
