@@ -173,6 +173,10 @@ async function hostRouteAnswers (base: string): Promise<Record<string, unknown>>
   return { ping, strict, issued: { ...issued, body: typeof token }, whoami, decorators }
 }
 
+// A build, a pack and two compiler runs, CPU-bound beside the suite's other files on
+// two cores: more room than tap's 120 s (measured 120 s under load in a full run).
+t.setTimeout(300_000)
+
 t.test('a fresh strict TypeScript app with its own rate limit and JWT, using the packed package under /api/auth', async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'fjs-packed-'))
   t.teardown(() => rmSync(work, { recursive: true, force: true }))
