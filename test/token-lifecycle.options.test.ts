@@ -168,6 +168,16 @@ t.test('issuer and audience are set and checked when configured', async (t) => {
   t.equal((await otherIssuer.inject({ url: '/p', headers: bearer(tokens.access_token) })).json().code, 'AUTH_TOKEN_INVALID')
 })
 
+t.test('an instance without a private key verifies what another signed, and refuses to sign with a clear error', async (t) => {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const keys = { privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }), publicKey: publicKey.export({ type: 'spki', format: 'pem' }) }
+  const signing = await pluginApp(t, { jwt: { algorithm: 'EdDSA', ...keys } }, protectedRoute)
+  const verifyOnly = await pluginApp(t, { jwt: { algorithm: 'EdDSA', publicKey: keys.publicKey }, keyPrefix: signing.tokens.keys.prefix }, protectedRoute)
+  const { tokens } = await signing.tokens.openSession({ userId: 'u' })
+  t.same((await verifyOnly.inject({ url: '/p', headers: bearer(tokens.access_token) })).json(), { sub: 'u' })
+  await t.rejects(verifyOnly.tokens.openSession({ userId: 'u' }), /this instance only verifies \(no jwt.privateKey\)/)
+})
+
 t.test('a token without iss or aud is AUTH_TOKEN_INVALID when they are configured', async (t) => {
   const jwt = { secret: TEST_SECRET, issuer: 'https://auth.example', audience: 'api' }
   const app = await pluginApp(t, { jwt }, protectedRoute)
