@@ -1,10 +1,10 @@
 import type { FastifyRequest } from 'fastify'
 import { deriveKey } from '../../lib/crypto.js'
 import { toMs, toPositiveMs } from '../../lib/durations.js'
+import type { Duration } from '../../lib/durations.js'
 import { isAsymmetricKeyMaterial } from '../../lib/key-material.js'
-import type { ResolvedTokenLifecycleOptions } from '../token-lifecycle/options.js'
 
-export type Duration = number | string
+export type { Duration } from '../../lib/durations.js'
 
 /** What the audit hook hears when a rotated refresh token comes back too late. */
 export interface ReuseEvent {
@@ -80,7 +80,10 @@ function rate (value: RateLimitSetting, name: string): ResolvedRateLimit {
   return { max: value.max, windowMs: toPositiveMs(value.timeWindow, `${name}.timeWindow`) }
 }
 
-export function checkOptions (opts: RefreshRotationOptions, core: Readonly<ResolvedTokenLifecycleOptions>): Readonly<ResolvedRefreshRotationOptions> {
+/** What these options need of token-lifecycle's (`fastify.tokens.options`): its JWT key, to derive the MAC key from. */
+export interface CoreJwtSettings { readonly jwt: { readonly algorithm: string, readonly verifyKey: string | Buffer } }
+
+export function checkOptions (opts: RefreshRotationOptions, core: CoreJwtSettings): Readonly<ResolvedRefreshRotationOptions> {
   if (typeof opts.loadClaims !== 'function') throw new TypeError(`${NAME}: loadClaims(userId, request) is required`)
   let key: Buffer
   if (opts.secret !== undefined) {
