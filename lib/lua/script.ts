@@ -52,7 +52,9 @@ export interface LuaScript<K extends string, A extends string> extends ScriptDef
 const LUA_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 const LUA_RESERVED = new Set([
   'and', 'break', 'do', 'else', 'elseif', 'end', 'false', 'for', 'function', 'if', 'in', 'local', 'nil', 'not', 'or',
-  'repeat', 'return', 'then', 'true', 'until', 'while', 'KEYS', 'ARGV', 'redis', 'ONCE_KEY', 'ONCE_TTL'
+  'repeat', 'return', 'then', 'true', 'until', 'while', 'KEYS', 'ARGV', 'ONCE_KEY', 'ONCE_TTL',
+  // Globals of Redis's Lua the header and the preludes use.
+  'redis', 'unpack', 'tonumber', 'tostring', 'type', 'pairs', 'ipairs', 'string', 'table', 'math', 'cjson', 'bit', 'struct', 'cmsgpack'
 ])
 
 /** The names a prelude defines at its top level (`local function f`, `local A, B = ...`). */
