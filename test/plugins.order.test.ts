@@ -55,8 +55,8 @@ function seen (res: LightMyRequestResponse): object {
 }
 
 /** One client's story: DPoP login, use, a replay, a refresh with the wrong key and the right one, an SSO replacement. */
-async function story (app: FastifyInstance, key: DpopKey, otherKey: DpopKey): Promise<object[]> {
-  const out: object[] = []
+async function story (app: FastifyInstance, key: DpopKey, otherKey: DpopKey): Promise<unknown[]> {
+  const out: unknown[] = []
   const loginWith = async (dpop: DpopKey | null) => await app.inject({
     method: 'POST',
     url: '/auth/login',
@@ -102,7 +102,7 @@ t.test('sso-session, replay-guard and refresh-rotation in any order after token-
     ['refresh', 'sso', 'guard'],
     ['guard', 'refresh', 'sso']
   ]
-  const stories: object[][] = []
+  const stories: unknown[][] = []
   for (const order of orders) stories.push(await story(await appIn(t, order), key, otherKey))
   const [first, ...rest] = stories
   t.match(first, [
