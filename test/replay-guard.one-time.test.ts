@@ -185,18 +185,10 @@ t.test('fail-closed backstop: a route whose authenticate hook went away after th
 
 t.test('bad route config or hook scope fails at register time', async (t) => {
   for (const [config, hookScope] of [[{ replayGuard: 'yes' }, undefined], [{ replayGuard: { scope: '' } }, undefined], [{ replayGuard: [] }, undefined], [{ replayGuard: null }, undefined], [{}, 42], [{}, 'x'.repeat(201)]] as const) {
-    const keyPrefix = uniquePrefix('bad')
-    const app = Fastify()
-    t.teardown(() => app.close())
-    await app.register(fastifyRedis, { url: REDIS_URL })
-    await app.register(tokenLifecycle, { keyPrefix, jwt: { secret: TEST_SECRET } })
-    await app.register(replayGuard)
-    await t.rejects(async () => {
-      await app.after()
+    await t.rejects(bootWith(t, (app) => {
       const onRequest = hookScope === undefined ? app.authenticate : app.replayGuard({ scope: hookScope as unknown as string })
       app.route({ method: 'POST', url: '/x', onRequest, config: config as object, handler: async () => ({}) })
-      await app.ready()
-    }, TypeError, JSON.stringify([config, hookScope]))
+    }), TypeError, JSON.stringify([config, hookScope]))
   }
 })
 

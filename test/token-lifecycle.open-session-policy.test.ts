@@ -14,4 +14,5 @@ t.test('openSession checks a policy override before anything reaches Redis: a Ty
   const replacing = await app.tokens.openSession({ userId: 'u1', policy: { mode: 'max', max: 1 } })
   t.same(replacing.replaced.map((s) => s.sessionId), [kept.sessionId], 'a valid override applies')
   t.same((await app.tokens.openSession({ userId: 'u1', policy: 'off' as never })).replaced, [], 'in any form sso-session takes')
+  t.same((await app.tokens.openSession({ userId: 'u1', policy: null as never })).replaced, [], 'null: no override (the default policy, off)')
 })

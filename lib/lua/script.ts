@@ -1,6 +1,6 @@
 import type { ScriptDefinition } from '../redis.js'
 import type { OnceKeys } from '../types.js'
-import { SPEND } from './preludes.js'
+import { LATE, SPEND } from './preludes.js'
 
 /** How the header hands an ARGV to the body: as Redis sent it, or through `tonumber`. */
 export type ArgType = 'string' | 'number'
@@ -85,7 +85,8 @@ export function defineLuaScript<const K extends string, const A extends string> 
     if (seen.has(name)) throw new TypeError(`defineLuaScript ${spec.name}: '${name}' is declared twice`)
     seen.add(name)
   }
-  const preludes = [...(spec.preludes ?? []), ...(spec.once === true ? [SPEND] : [])]
+  // SPEND first: the other preludes may call spend().
+  const preludes = [...(spec.once === true ? [SPEND] : []), ...(spec.preludes ?? [])]
   for (const name of preludeNames(preludes)) {
     if (seen.has(name)) throw new TypeError(`defineLuaScript ${spec.name}: '${name}' would hide the prelude's own '${name}'`)
   }
@@ -131,4 +132,39 @@ export function defineLuaScript<const K extends string, const A extends string> 
   }
 
   return Object.freeze({ name: spec.name, lua, args, at: Object.freeze(at) })
+}
+
+export interface IssueScriptSpec<A extends string> {
+  name: string
+  /** ARGV; `writeBy` (the store guard's, lib/redis.ts) is added last. */
+  argv: Readonly<Record<A, ArgType>>
+  rest?: string
+  preludes?: readonly string[]
+  /** What the script does once it may: not late, its one-time keys spent. */
+  body: string
+}
+
+/**
+ * A script that issues tokens (login's OPEN, refresh's ROTATE), on the user's
+ * sessions hash (`sessions`). Its protocol starts the same for all: past the
+ * store guard's `writeBy` (LATE) it does nothing and answers an error (503),
+ * so a call answered 503 changes nothing when a stalled Redis runs it later;
+ * then it spends its one-time keys, all or none, whatever it answers next,
+ * and answers { Status.onceSpentBase + i } when the i-th was spent already.
+ */
+export function defineIssueScript<const A extends string> (spec: IssueScriptSpec<A>): LuaScript<'sessions', A | 'writeBy'> {
+  return defineLuaScript<'sessions', A | 'writeBy'>({
+    name: spec.name,
+    keys: ['sessions'],
+    argv: { ...spec.argv, writeBy: 'string' } as Readonly<Record<A | 'writeBy', ArgType>>,
+    once: true,
+    rest: spec.rest,
+    preludes: [...(spec.preludes ?? []), LATE],
+    body: `
+local refused = late(writeBy)
+if refused then return refused end
+local spent = spend()
+if spent then return { spent } end
+` + spec.body
+  })
 }

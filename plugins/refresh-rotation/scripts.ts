@@ -1,6 +1,6 @@
 import type { ScriptDefinition } from '../../lib/redis.js'
-import { INVALIDATE, LATE, WALK } from '../../lib/lua/preludes.js'
-import { defineLuaScript } from '../../lib/lua/script.js'
+import { INVALIDATE, WALK } from '../../lib/lua/preludes.js'
+import { defineIssueScript } from '../../lib/lua/script.js'
 import { Status } from '../../lib/lua/status.js'
 
 /*
@@ -43,7 +43,7 @@ export function firstRefreshState (digest: string): string {
  * grace            grace window (ms)
  * idle             idle timeout (ms)
  * retention        retention after the absolute deadline (ms)
- * writeBy          the store guard's `writeBy` (epoch ms, LATE): past it nothing
+ * writeBy          the store guard's `writeBy` (defineIssueScript): past it nothing
  *                  is done, and the answer is an error (503). A rotation that ran
  *                  after its 503 would record its old `now`, and the client's retry
  *                  with the token it still holds could land past the grace window:
@@ -56,21 +56,15 @@ export function firstRefreshState (digest: string): string {
  * { Status.onceSpentBase + i } when the i-th one-time key was already spent.
  * On reuse, PUBLISHes the invalidation of the user's cached sessions (INVALIDATE).
  */
-export const ROTATE = defineLuaScript({
+export const ROTATE = defineIssueScript({
   name: 'refresh_rotate',
-  keys: ['sessions'],
   argv: {
     sid: 'string', now: 'number', generation: 'number', presentedDigest: 'string', successorDigest: 'string',
-    grace: 'number', idle: 'number', retention: 'number', writeBy: 'string'
+    grace: 'number', idle: 'number', retention: 'number'
   },
-  once: true,
   rest: 'bindings',
-  preludes: [WALK, INVALIDATE, LATE],
+  preludes: [WALK, INVALIDATE],
   body: `
-local refused = late(writeBy)
-if refused then return refused end
-local spent = spend()
-if spent then return { spent } end
 -- One HMGET: the core record, the refresh state, then each binding's field.
 local names = { sid, sid .. ':r' }
 for i = 1, #bindings, 2 do names[#names + 1] = sid .. ':' .. bindings[i] end

@@ -31,7 +31,7 @@ export interface ReplayGuardHookOptions {
 
 /** Whether a route's own hooks (one or a list) include one of `wanted`. */
 function hasHook (hooks: RouteOptions['onRequest'] | RouteOptions['preHandler'], wanted: (hook: unknown) => boolean): boolean {
-  if (hooks === undefined || hooks === null) return false
+  if (!hooks) return false
   return Array.isArray(hooks) ? hooks.some(wanted) : wanted(hooks)
 }
 
@@ -75,7 +75,7 @@ const replayGuard: FastifyPluginAsync<ReplayGuardOptions> = async (fastify, opts
   const authenticate = fastify.authenticate
   /** The hooks `fastify.replayGuard()` made: each authenticates. */
   const guardHooks = new WeakSet<object>()
-  const authenticates = (hook: unknown): boolean => hook === authenticate || (typeof hook === 'function' && guardHooks.has(hook))
+  const authenticates = (hook: unknown): boolean => hook === authenticate || guardHooks.has(hook as object)
 
   /**
    * Fail-closed backstop: a route with `config.replayGuard` is only guarded

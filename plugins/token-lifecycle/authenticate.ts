@@ -17,15 +17,13 @@ export interface PresentedToken {
   token: string
 }
 
-const NO_EXTRA_SCHEMES: ReadonlySet<string> = new Set()
-
 /**
  * RFC 6750 section 2.1: `Bearer <token>`, scheme case-insensitive; also
  * `<scheme> <token>` for the extra schemes (lower case) extensions accept
  * (SessionExtension.schemes). Any other scheme counts as no token. Tokens in
  * the query string or body are never read.
  */
-export function readAuthorization (header: string | undefined, extraSchemes: ReadonlySet<string> = NO_EXTRA_SCHEMES): PresentedToken | undefined {
+export function readAuthorization (header: string | undefined, extraSchemes: ReadonlySet<string>): PresentedToken | undefined {
   if (header === undefined) return undefined
   const space = header.indexOf(' ')
   if (space < 0) return undefined
@@ -106,7 +104,7 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
     if (verifyExtensions.length !== 0) {
       plan = { scheme: presented.scheme, token, onceKeys: [], onceTtls: [], onceErrors: [] }
       for (const onVerify of verifyExtensions) {
-        // Awaited only when an extension has async work (a DPoP proof), so the
+        // Awaited only when an extension has async work (a proof's signature), so the
         // plain Bearer path adds no microtask.
         const pending = onVerify(request, reply, payload, plan)
         if (pending !== undefined) await pending

@@ -1,5 +1,5 @@
 import { LATE, RECORD, INVALIDATE, WALK } from '../../lib/lua/preludes.js'
-import { defineLuaScript } from '../../lib/lua/script.js'
+import { defineIssueScript, defineLuaScript } from '../../lib/lua/script.js'
 import { Status } from '../../lib/lua/status.js'
 
 /*
@@ -97,29 +97,23 @@ return -math.min(a, l + idle)
  * maxTombstones   how many tombstones the user keeps at most (the least recently used go first)
  * claimsLoadedAt  when (ms) the login read the claims: a change of the user's
  *                 claims after it makes them suspect
- * writeBy         the store guard's `writeBy` (epoch ms, LATE): past it
- *                 nothing is done, and the answer is an error (503)
+ * writeBy         the store guard's `writeBy` (defineIssueScript: past it
+ *                 nothing is done, and the answer is an error, 503)
  * fields          name, value pairs of the fields other plugins add (stored as <sid>:<name>)
  * Answers { Status.onceSpentBase + i } when the i-th one-time key was
  * already spent (nothing else done); else a flat list: 1 when the user's claims changed after
  * claimsLoadedAt (the first access token must be stale), else 0; then the replaced sessions: sid,
  * device id, device type, device name, ...
  */
-export const OPEN = defineLuaScript({
+export const OPEN = defineIssueScript({
   name: 'open',
-  keys: ['sessions'],
   argv: {
     now: 'number', sid: 'string', idle: 'number', deadline: 'number', retention: 'number', policy: 'string', max: 'number',
-    deviceType: 'string', coreRecord: 'string', deviceRecord: 'string', maxTombstones: 'number', claimsLoadedAt: 'number', writeBy: 'string'
+    deviceType: 'string', coreRecord: 'string', deviceRecord: 'string', maxTombstones: 'number', claimsLoadedAt: 'number'
   },
-  once: true,
   rest: 'fields',
-  preludes: [WALK, INVALIDATE, LATE],
+  preludes: [WALK, INVALIDATE],
   body: `
-local refused = late(writeBy)
-if refused then return refused end
-local spent = spend()
-if spent then return { spent } end
 local live, tombstones = {}, {}
 for _, s in ipairs(walk(sessions, now, idle, retention)) do
   if s.state == DEAD then drop(sessions, s)
