@@ -2,6 +2,8 @@
  * Durations in options take seconds (a number) or a string such as '15m'.
  * Parsed once at register time; everything internal is milliseconds.
  */
+export type Duration = number | string
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
 export function toMs (value: number | string, name: string): number {

@@ -67,17 +67,3 @@ export function bearerChallenge (err: AuthError, tokenPresented: boolean): AuthE
   }
   return err
 }
-
-/**
- * RFC 9449 section 7.1: DPoP errors are challenged with the DPoP scheme, and
- * `algs` lists the algorithms proofs may use (left out when none were
- * configured: a session bound by an extension of the app's own).
- */
-export function dpopChallenge (err: AuthError, algs: readonly string[]): AuthError {
-  err.headers = {
-    'www-authenticate': algs.length === 0
-      ? 'DPoP error="invalid_dpop_proof"'
-      : `DPoP error="invalid_dpop_proof", algs="${algs.join(' ')}"`
-  }
-  return err
-}

@@ -54,23 +54,6 @@ export function defineScript (client: RedisClient, script: ScriptDefinition): Sc
   return (numKeys, ...keysAndArgs) => client.evalsha(sha, numKeys, ...keysAndArgs).catch(onNoScript(numKeys, keysAndArgs))
 }
 
-/**
- * Lua prelude of the scripts that must not take effect once the store guard
- * has given up on them (createStoreGuard): `late(writeBy)` answers an error
- * reply when Redis's clock is past `writeBy` (epoch ms), else nothing. Called
- * before any write, it makes a call that reached Redis too late change
- * nothing; the guard, or the lane, turns the error into 503 like any other.
- * TIME in a script is allowed on Redis 7, which replicates a script's
- * effects, not the script.
- */
-export const LATE_LUA = `
-local function late (writeBy)
-  local t = redis.call('TIME')
-  local by = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(writeBy)
-  if by > 0 then return redis.error_reply('FJS_LATE reached Redis ' .. by .. ' ms after its deadline') end
-end
-`
-
 interface PendingCall {
   /** performance.now() past which the call counts as failed. */
   deadline: number
@@ -88,7 +71,7 @@ interface PendingCall {
  * Failing a call cannot take it back: its command may sit in a socket buffer
  * (or the script lane) and run once a stalled Redis answers again. So `run`
  * gets `writeBy`, the epoch ms after which its script must change nothing
- * (LATE_LUA): a client told 503 for a one-time token, a login or a refresh
+ * (lib/lua/preludes.ts LATE): a client told 503 for a one-time token, a login or a refresh
  * may retry it, and finds the token unspent, no session opened, nothing
  * rotated. `writeBy` comes a quarter of the budget (at most 100 ms) before
  * the guard gives up, so that an answer sent just in time has that long to

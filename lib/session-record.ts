@@ -11,19 +11,22 @@ import { percentEscape } from './keys.js'
  *                  status '' = live, 'r' = replaced by a newer login (a tombstone)
  *   <sid>:d        the device: "<created>|<type>|<id>|<name>" (type and id
  *                  escape '|' and '%'; the name comes last and needs no escaping)
- *   <sid>:<name>   fields other plugins add at login (refresh-rotation's 'r',
- *                  replay-guard's 'k'); they go with the session
+ *   <sid>:<name>   fields other plugins add at login (IssueContext.fields and
+ *                  .bindings: refresh-rotation's 'r', replay-guard's 'k');
+ *                  they go with the session
  *   !c             not a session: when the user's claims last changed (ms), so
  *                  that a login that read the claims before a role change
  *                  issues a stale first token (see OPEN and BUMP_CLAIMS)
  *
  * A record is dead once now >= min(last seen + idle timeout, absolute deadline
- * + retention): the scripts check it, since one key holds sessions that expire
- * at different times. The key's own TTL is the latest expiry of its records,
+ * + retention): the scripts check it (lib/lua/preludes.ts `liveness`, the
+ * one home of that rule, with the Lua side of this layout), since one key
+ * holds sessions that expire at different times. The key's own TTL is the latest expiry of its records,
  * so the hash never outlives them. Session ids are base64url: no ':' or '|'.
  */
 
-export const SESSION_ID = /^[A-Za-z0-9_-]+$/
+/** A session id as this package issues them (base64url), or accepts them in a refresh token or URL. */
+export const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/
 
 const RECORD_SPECIAL = /[%|]/g
 
@@ -60,81 +63,3 @@ export function parseCoreRecord (value: string): CoreRecord {
     claimsVersion: Number(claimsVersion)
   }
 }
-
-/**
- * The Lua side of the layout, prepended to the scripts that need it. All
- * numbers stay below 2^53, where Lua's doubles are exact.
- */
-export const RECORD_LUA = `
-local B36 = '0123456789abcdefghijklmnopqrstuvwxyz'
-local function b36 (n)
-  local s = ''
-  repeat
-    local d = n % 36
-    s = string.sub(B36, d + 1, d + 1) .. s
-    n = (n - d) / 36
-  until n == 0
-  return s
-end
--- status, deadline, last seen, claims version (a string); nil when malformed
-local function parse (rec)
-  local s, a, l, v = string.match(rec or '', '^(%l?)|(%w+)|(%w+)|(%d+)$')
-  if not s then return nil end
-  return s, tonumber(a, 36), tonumber(l, 36), v
-end
-local function record (s, a, l, v)
-  return s .. '|' .. b36(a) .. '|' .. b36(l) .. '|' .. v
-end
--- The key lives as long as its longest-lived record: extended, never shortened.
-local function keep (key, ttl)
-  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
-end
-`
-
-/**
- * For the scripts that walk all of a user's sessions: groups the hash's
- * fields by session, with each session's liveness decided once.
- *   state 'live' | 'expired' (past its absolute deadline, kept to answer so) |
- *         'replaced' (tombstone) | 'dead' (to delete: idle, past retention, malformed)
- * Sessions come oldest login first (ties by id), as the 'max' policy and the
- * session list want them.
- */
-export const WALK_LUA = RECORD_LUA + `
-local function walk (key, now, idle, retention)
-  local all = redis.call('HGETALL', key)
-  local by, list = {}, {}
-  for i = 1, #all, 2 do
-    local name = all[i]
-    -- Fields named '!...' belong to the user, not to a session.
-    if string.sub(name, 1, 1) ~= '!' then
-      local sid, sub = string.match(name, '^([^:]*):?(.*)$')
-      local s = by[sid]
-      if not s then
-        s = { sid = sid, names = {}, created = 0 }
-        by[sid] = s
-        list[#list + 1] = s
-      end
-      s.names[#s.names + 1] = name
-      if sub == '' then s.rec = all[i + 1] elseif sub == 'd' then s.dev = all[i + 1] end
-    end
-  end
-  for _, s in ipairs(list) do
-    local st, a, l, v = parse(s.rec)
-    s.a, s.l, s.v = a, l, v
-    if not st or now >= math.min(l + idle, a + retention) then s.state = 'dead'
-    elseif st == 'r' then s.state = 'replaced'
-    elseif now >= a then s.state = 'expired'
-    else s.state = 'live' end
-    local c, t, d, n = string.match(s.dev or '', '^(%w+)|([^|]*)|([^|]*)|(.*)$')
-    if c then s.created, s.type, s.device, s.name = tonumber(c, 36), t, d, n end
-  end
-  table.sort(list, function (x, y)
-    if x.created ~= y.created then return x.created < y.created end
-    return x.sid < y.sid
-  end)
-  return list
-end
-local function drop (key, s)
-  redis.call('HDEL', key, unpack(s.names))
-end
-`

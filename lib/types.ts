@@ -91,7 +91,7 @@ export type SsoPolicy =
 export interface OpenSessionInput extends WithAppClaims {
   userId: string
   device?: DeviceInfo
-  /** The login request, when there is one: handed to extensions (rate keys, DPoP, audit). */
+  /** The login request, when there is one: handed to extensions (rate keys, proofs of possession, audit). */
   request?: FastifyRequest
   /** Overrides the SSO policy for this login only. */
   policy?: SsoPolicy
@@ -103,11 +103,18 @@ export interface OpenSessionInput extends WithAppClaims {
   claimsLoadedAt?: number
 }
 
-/** What a login answers (the contract's token pair, plus what extensions add). */
+/**
+ * What a login or a refresh answers (the contract's token pair, plus what
+ * extensions add); built in one place, lib/token-pair.ts.
+ */
 export interface TokenPair extends Record<string, unknown> {
   access_token: string
-  token_type: 'Bearer' | 'DPoP'
+  /** 'Bearer', or the scheme an extension bound the tokens to (IssueContext.tokenType). */
+  token_type: string
   expires_in: number
+  /** With refresh-rotation: the session's refresh token, and how long it lasts unused (s). */
+  refresh_token?: string
+  refresh_expires_in?: number
   session_id: string
 }
 
@@ -121,6 +128,7 @@ export interface OpenSessionResult {
  * Handed to extensions whenever tokens are issued: at login (`kind: 'login'`,
  * before the session is written) and at refresh (`kind: 'refresh'`, before the
  * rotation script runs). Extensions add to it; the issuer reads it back.
+ * Made by lib/issue-context.ts (`tokens.newIssueContext`).
  */
 export interface IssueContext extends OnceKeys {
   readonly kind: 'login' | 'refresh'
@@ -134,7 +142,7 @@ export interface IssueContext extends OnceKeys {
   readonly device: DeviceInfo
   /** Login only: the app claims the first access token carries. */
   readonly claims: Record<string, unknown>
-  /** Login only: the SSO policy to apply (sso-session sets it; OpenSessionInput.policy overrides it). */
+  /** Login only: the SSO policy to apply (default 'off'; sso-session sets it; OpenSessionInput.policy overrides it). */
   policy: SsoPolicy
   /**
    * Login only: extra fields of the session, stored as `<sid>:<name>` in the
@@ -143,14 +151,33 @@ export interface IssueContext extends OnceKeys {
    * bytes) so the hash keeps Redis's compact encoding.
    */
   readonly fields: Record<string, string | number | Buffer>
-  /** Extra claims for the access token (for example DPoP's `cnf`). */
+  /**
+   * What binds the session to something the client proves at every issue (a
+   * key, a device): at login, each binding with a value is stored as the
+   * session field `<sid>:<field>`; at refresh, the rotation script refuses,
+   * changing nothing, when the session holds that field with another value
+   * (a value of '' means "the request proved none"), and the refresh answers
+   * `error()`. An extension that binds adds its binding at every issue.
+   */
+  readonly bindings: SessionBinding[]
+  /** Extra claims for the access token (for example a key confirmation claim, RFC 7800). */
   readonly tokenClaims: Record<string, unknown>
   /** Extra members of the answer (for example the refresh token). */
   readonly response: Record<string, unknown>
-  /** Set by the DPoP extension when the request carried a valid proof: its key's thumbprint. */
-  proofJkt?: string
+  /** The answer's `token_type`: 'Bearer' unless an extension binds the tokens to a scheme of its own. */
+  tokenType: string
   // OnceKeys: spent first by the issuing script (login's OPEN, refresh's ROTATE), whatever it answers
   // (unless it reached Redis after the store guard gave up: then nothing is spent).
+}
+
+/** One session binding (IssueContext.bindings). */
+export interface SessionBinding {
+  /** The session field (`<sid>:<field>`): short, no ':'. */
+  readonly field: string
+  /** What this request proved; '' when it proved nothing (a bound session then refuses the refresh). */
+  readonly value: string
+  /** The refusal when the session is bound to another value. */
+  readonly error: () => Error
 }
 
 /**
@@ -166,22 +193,27 @@ export interface OnceKeys {
 
 /** Collected by the authenticate hook; turned into one script call. */
 export interface VerifyPlan extends OnceKeys {
-  /** The Authorization scheme the token came with ('bearer', or 'dpop' when an extension accepts it). */
-  readonly scheme: 'bearer' | 'dpop'
-  /** The raw access token (DPoP's `ath` is its hash). Never log it. */
+  /** The Authorization scheme the token came with, lower case: 'bearer', or one an extension accepts (SessionExtension.schemes). */
+  readonly scheme: string
+  /** The raw access token (a proof of possession may hash it). Never log it. */
   readonly token: string
 }
 
 export interface SessionExtension {
   name: string
-  /** Runs before tokens are issued (login and refresh): may add fields, claims, answer members, or set the policy. */
+  /**
+   * Authorization schemes besides Bearer whose tokens `authenticate` reads
+   * (case-insensitive); VerifyPlan.scheme tells onVerify which one came.
+   */
+  schemes?: readonly string[]
+  /** Runs before tokens are issued (login and refresh): may add fields, bindings, one-time keys, claims, answer members, set the token type or the policy. */
   onIssue?: (ctx: IssueContext) => void | Promise<void>
   /** Runs after a session opened (login). */
   afterOpen?: (ctx: IssueContext, result: OpenSessionResult) => void | Promise<void>
   /**
    * Runs on every authenticated request after the JWT verified, before the one
    * store call: may add one-time keys to the plan, or throw to refuse. It may
-   * return a promise (DPoP proof signatures verify asynchronously) but never
+   * return a promise (a proof's signature may verify asynchronously) but never
    * calls the store itself; return nothing when there is nothing to wait for.
    */
   onVerify?: (request: FastifyRequest, reply: FastifyReply, payload: AccessTokenPayload, plan: VerifyPlan) => void | Promise<void>

@@ -1,25 +1,28 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import type { FastifyInstance } from 'fastify'
+import { DpopInvalidError } from '../lib/errors.js'
+import { dpopChallenge } from '../plugins/replay-guard/index.js'
 import { REDIS_URL, storedSession } from './helpers/app.js'
 import { customApp, refresh } from './helpers/refresh.js'
 
 const claimsOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url').toString())
 
 /**
- * Stands in for replay-guard's DPoP extension: a request's "proof" is the
- * x-test-jkt header; login binds the session to it (field k), and every
- * issue with a proof sets proofJkt and cnf.
+ * Stands in for replay-guard's DPoP extension, through the generic extension
+ * points only: a request's "proof" is the x-test-jkt header; every issue asks
+ * for the session binding 'k' (the header, or '' without one), and binds the
+ * tokens (cnf, token type) when there is one.
  */
 function fakeDpop (app: FastifyInstance) {
   app.tokens.extend({
     name: 'fake-dpop',
     onIssue (ctx) {
       const jkt = ctx.request?.headers['x-test-jkt'] as string | undefined
+      ctx.bindings.push({ field: 'k', value: jkt ?? '', error: () => dpopChallenge(new DpopInvalidError(), []) })
       if (!jkt) return
-      if (ctx.kind === 'login') ctx.fields.k = jkt
-      ctx.proofJkt = jkt
       ctx.tokenClaims.cnf = { jkt }
+      ctx.tokenType = 'DPoP'
     }
   })
 }
@@ -36,7 +39,7 @@ t.test('a DPoP-bound session refreshes only with a proof of its key, and a refus
     const res = await refresh(app, pair.refresh_token, headers)
     t.equal(res.statusCode, 401)
     t.equal(res.json().code, 'AUTH_DPOP_INVALID')
-    t.equal(res.headers['www-authenticate'], 'DPoP error="invalid_dpop_proof"', 'no algs: replay-guard, which configures them, is not registered')
+    t.equal(res.headers['www-authenticate'], 'DPoP error="invalid_dpop_proof"', 'the binding\'s own error')
     t.equal(await generation(), 1, 'not rotated')
   }
   const ok = await refresh(app, pair.refresh_token, { 'x-test-jkt': 'K1' })

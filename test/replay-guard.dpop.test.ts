@@ -4,7 +4,7 @@ import { SignJWT, calculateJwkThumbprint, exportJWK } from 'jose'
 import { createHash, randomUUID } from 'node:crypto'
 import t from 'tap'
 import type { Test } from 'tap'
-import { issueContext } from '../plugins/token-lifecycle/service.js'
+import { newIssueContext } from '../lib/issue-context.js'
 import { REDIS_URL, exampleApp, recordCommands, storedSession } from './helpers/app.js'
 import type { DpopKey } from './helpers/dpop.js'
 import { ath, dpopKey, proof, rawProof } from './helpers/dpop.js'
@@ -173,22 +173,20 @@ t.test('login with an invalid or replayed proof is 401 AUTH_DPOP_INVALID and ope
   isDpopInvalid(t, await login(dpop), 'replayed proof at login')
 })
 
-t.test('refresh binds the new tokens (cnf, proofJkt) but writes no session field', async (t) => {
+t.test('refresh binds the new tokens (cnf, token type) and asks for the session binding, but writes no session field', async (t) => {
   const { app } = await pluginApp(t, { dpop: true }, (app) => {
     app.post('/refresh-like', async (request) => {
-      const ctx = issueContext({
-        kind: 'refresh', request, userId: 'u1', sessionId: 's1', now: Date.now(), absoluteDeadline: Date.now() + 60_000,
-        device: {}, claims: {}, policy: { mode: 'off' }
-      })
+      const ctx = newIssueContext({ kind: 'refresh', request, userId: 'u1', sessionId: 's1', now: Date.now(), absoluteDeadline: Date.now() + 60_000 })
       await app.tokens.runIssueExtensions(ctx)
-      return { fields: ctx.fields, tokenClaims: ctx.tokenClaims, proofJkt: ctx.proofJkt ?? null }
+      return { fields: ctx.fields, tokenClaims: ctx.tokenClaims, tokenType: ctx.tokenType, bindings: ctx.bindings.map(({ field, value }) => ({ field, value })) }
     })
   })
   const key = await dpopKey()
   const jkt = await calculateJwkThumbprint(key.publicJwk, 'sha256')
   const res = await app.inject({ method: 'POST', url: '/refresh-like', headers: { dpop: await proof(key, { htm: 'POST', htu: '/refresh-like' }) } })
-  t.same(res.json(), { fields: {}, tokenClaims: { cnf: { jkt } }, proofJkt: jkt })
-  t.same((await app.inject({ method: 'POST', url: '/refresh-like' })).json(), { fields: {}, tokenClaims: {}, proofJkt: null }, 'no proof: no binding')
+  t.same(res.json(), { fields: {}, tokenClaims: { cnf: { jkt } }, tokenType: 'DPoP', bindings: [{ field: 'k', value: jkt }] })
+  t.same((await app.inject({ method: 'POST', url: '/refresh-like' })).json(), { fields: {}, tokenClaims: {}, tokenType: 'Bearer', bindings: [{ field: 'k', value: '' }] },
+    'no proof: no binding of the tokens, and a session bound to a key refuses the refresh')
   const issued = await app.tokens.openSession({ userId: 'u1' })
   t.equal(issued.tokens.token_type, 'Bearer', 'no request, no binding')
 })

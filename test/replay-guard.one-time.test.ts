@@ -1,6 +1,6 @@
 import fastifyRedis from '@fastify/redis'
 import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Redis } from 'ioredis'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
@@ -131,32 +131,64 @@ t.test('hook factory: a named scope is shared by its routes, and the default sco
   t.equal(res.json().code, 'AUTH_TOKEN_MISSING')
 })
 
-t.test('a route with config.replayGuard but no authenticate hook refuses to serve (500) instead of letting replays through', async (t) => {
+/** token-lifecycle and replay-guard, then `routes`; resolves when ready (or rejects, as the boot does). */
+async function bootWith (t: Test, routes: (app: FastifyInstance) => void): Promise<FastifyInstance> {
+  const keyPrefix = uniquePrefix('boot')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyRedis, { url: REDIS_URL })
+  await app.register(tokenLifecycle, { keyPrefix, jwt: { secret: TEST_SECRET } })
+  await app.register(replayGuard)
+  await app.after()
+  routes(app)
+  await app.ready()
+  return app
+}
+
+t.test('a route with config.replayGuard whose own hooks do not authenticate is refused at boot, not per request', async (t) => {
+  const wrapped = (app: FastifyInstance) => async (request: FastifyRequest, reply: FastifyReply) => { await app.authenticate(request, reply) }
+  const unguarded: Array<[string, (app: FastifyInstance) => object]> = [
+    ['no hook at all', () => ({})],
+    ['a preHandler of its own', () => ({ preHandler: async () => {} })],
+    ['authenticate wrapped in a hook of the app (not recognisable)', (app) => ({ onRequest: wrapped(app) })]
+  ]
+  for (const [what, hooks] of unguarded) {
+    await t.rejects(bootWith(t, (app) => { app.post('/x', { ...hooks(app), config: { replayGuard: true } }, async () => ({ ok: true })) }),
+      /replay-guard: POST \/x has config.replayGuard but neither fastify.authenticate nor a fastify.replayGuard\(\) hook/, what)
+  }
+  await t.rejects(bootWith(t, (app) => {
+    app.addHook('onRequest', app.authenticate)
+    app.post('/x', { config: { replayGuard: true } }, async () => ({ ok: true }))
+  }), /has config.replayGuard but neither/, 'an instance-wide hook is not the route\'s own: refused too (say it on the route)')
+  const guarded: Array<[string, (app: FastifyInstance) => object]> = [
+    ['authenticate as onRequest', (app) => ({ onRequest: app.authenticate })],
+    ['authenticate in a list of onRequest hooks', (app) => ({ onRequest: [async () => {}, app.authenticate] })],
+    ['authenticate as preHandler', (app) => ({ preHandler: [app.authenticate] })],
+    ['a replayGuard() hook', (app) => ({ onRequest: app.replayGuard({ scope: 'other' }) })]
+  ]
+  for (const [what, hooks] of guarded) {
+    const app = await bootWith(t, (app) => { app.post('/x', { ...hooks(app), config: { replayGuard: true } }, async () => ({ ok: true })) })
+    t.ok(app.hasRoute({ method: 'POST', url: '/x' }), what)
+  }
+})
+
+t.test('fail-closed backstop: a route whose authenticate hook went away after the boot check answers 500, never serves the token twice', async (t) => {
   const { app, issue } = await pluginApp(t, {}, (app) => {
-    app.post('/unprotected', { config: { replayGuard: true } }, async () => ({ ok: true }))
-    app.post('/also', { config: { replayGuard: true }, preHandler: async () => {} }, async () => ({ ok: true }))
+    // An onRoute hook of the app, after replay-guard's: rewrites the route's hooks past its check.
+    app.addHook('onRoute', (route) => { if (route.url === '/stripped') route.onRequest = [] })
+    app.post('/stripped', { onRequest: app.authenticate, config: { replayGuard: true } }, async () => ({ ok: true }))
   })
   const token = await issue()
-  for (const url of ['/unprotected', '/also']) {
-    const res = await app.inject({ method: 'POST', url, headers: bearer(token) })
-    t.equal(res.statusCode, 500, url)
-  }
+  const res = await app.inject({ method: 'POST', url: '/stripped', headers: bearer(token) })
+  t.equal(res.statusCode, 500)
 })
 
 t.test('bad route config or hook scope fails at register time', async (t) => {
   for (const [config, hookScope] of [[{ replayGuard: 'yes' }, undefined], [{ replayGuard: { scope: '' } }, undefined], [{ replayGuard: [] }, undefined], [{ replayGuard: null }, undefined], [{}, 42], [{}, 'x'.repeat(201)]] as const) {
-    const keyPrefix = uniquePrefix('bad')
-    const app = Fastify()
-    t.teardown(() => app.close())
-    await app.register(fastifyRedis, { url: REDIS_URL })
-    await app.register(tokenLifecycle, { keyPrefix, jwt: { secret: TEST_SECRET } })
-    await app.register(replayGuard)
-    await t.rejects(async () => {
-      await app.after()
+    await t.rejects(bootWith(t, (app) => {
       const onRequest = hookScope === undefined ? app.authenticate : app.replayGuard({ scope: hookScope as unknown as string })
       app.route({ method: 'POST', url: '/x', onRequest, config: config as object, handler: async () => ({}) })
-      await app.ready()
-    }, TypeError, JSON.stringify([config, hookScope]))
+    }), TypeError, JSON.stringify([config, hookScope]))
   }
 })
 
@@ -165,6 +197,7 @@ t.test('the plugin needs token-lifecycle registered first', async (t) => {
   t.teardown(() => app.close())
   app.register(replayGuard)
   await t.rejects(async () => { await app.ready() }, /token-lifecycle/)
+  t.pass('a wrong order fails at boot: declared with fastify-plugin dependencies')
 })
 
 t.test('a guarded route verifies its one-time token without the verifier cache; other routes keep it', async (t) => {

@@ -1,31 +1,33 @@
 import { Type, TypeBoxValidatorCompiler } from '@fastify/type-provider-typebox'
 import type { FastifyPluginAsync, FastifyRequest, FastifySchemaCompiler } from 'fastify'
 import fp from 'fastify-plugin'
+import { carriedClaims, checkAppClaims } from '../../lib/claims.js'
 import type { AuthError } from '../../lib/errors.js'
 import { authOrNull } from '../../lib/request-auth.js'
 import {
-  DpopInvalidError, RefreshInvalidError, RefreshReusedError,
-  SessionExpiredError, SessionReplacedError, SessionRevokedError, bearerChallenge, dpopChallenge
+  RefreshInvalidError, RefreshReusedError,
+  SessionExpiredError, SessionReplacedError, SessionRevokedError, bearerChallenge
 } from '../../lib/errors.js'
+import { newIssueContext } from '../../lib/issue-context.js'
+import { Status } from '../../lib/lua/status.js'
+import { onceSpentError } from '../../lib/once-keys.js'
 import { createRateLimiter } from '../../lib/rate-limit.js'
+import { tokenPair } from '../../lib/token-pair.js'
 import type { TokenPair } from '../../lib/types.js'
-import { VerifyStatus } from '../token-lifecycle/scripts.js'
-import { TokenService, checkAppClaims, issueContext } from '../token-lifecycle/service.js'
 import type { RefreshRotationOptions } from './options.js'
 import { checkOptions } from './options.js'
 import { refreshLimit } from './rate-limit.js'
-import { ROTATE, RotateStatus, firstRefreshState } from './scripts.js'
+import { ROTATE, firstRefreshState } from './scripts.js'
 import { RefreshTokenCodec } from './token.js'
 
 export const PLUGIN_NAME = 'fastify-jwt-sessions/refresh-rotation'
 
-const REFUSALS: Record<number, (tokens: TokenService) => AuthError> = {
-  [RotateStatus.invalid]: () => bearerChallenge(new RefreshInvalidError(), true),
-  [RotateStatus.replaced]: () => bearerChallenge(new SessionReplacedError(), true),
-  [RotateStatus.expired]: () => bearerChallenge(new SessionExpiredError(), true),
-  [RotateStatus.reused]: () => bearerChallenge(new RefreshReusedError(), true),
-  // Read when refusing: replay-guard may be registered after this plugin.
-  [RotateStatus.dpop]: (tokens) => dpopChallenge(new DpopInvalidError(), tokens.dpopAlgorithms)
+/** ROTATE's refusals (a binding's refusal is the binding's own error). */
+const REFUSALS: Record<number, () => AuthError> = {
+  [Status.invalid]: () => bearerChallenge(new RefreshInvalidError(), true),
+  [Status.replaced]: () => bearerChallenge(new SessionReplacedError(), true),
+  [Status.expired]: () => bearerChallenge(new SessionExpiredError(), true),
+  [Status.reused]: () => bearerChallenge(new RefreshReusedError(), true)
 }
 
 const RefreshBody = Type.Object({ refresh_token: Type.String() })
@@ -42,6 +44,8 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
   const { keys, guard } = tokens
   const codec = new RefreshTokenCodec(options.key)
   const rotate = tokens.defineWrite(ROTATE)
+  /** A refresh token lasts as long as the session stays unused, never past its absolute deadline (seconds). */
+  const refreshExpiresIn = (absoluteDeadline: number, now: number): number => Math.floor(Math.min(core.idleMs, absoluteDeadline - now) / 1000)
 
   // Login: the session's first refresh token; Redis keeps only its digest.
   tokens.extend({
@@ -51,7 +55,7 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
       const token = codec.first(ctx.userId, ctx.sessionId, ctx.absoluteDeadline)
       ctx.fields.r = firstRefreshState(token.digest)
       ctx.response.refresh_token = token.value
-      ctx.response.refresh_expires_in = Math.floor(Math.min(core.idleMs, ctx.absoluteDeadline - ctx.now) / 1000)
+      ctx.response.refresh_expires_in = refreshExpiresIn(ctx.absoluteDeadline, ctx.now)
     }
   })
 
@@ -67,38 +71,39 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     // The deadline is in the MAC'd token: past it, no need to ask Redis.
     if (now >= token.absoluteDeadline) throw bearerChallenge(new SessionExpiredError(), true)
 
-    // Extensions (DPoP) see the request first: proofJkt, cnf for the new access token.
-    const ctx = issueContext({
-      kind: 'refresh',
-      request,
-      userId,
-      sessionId,
-      now,
-      absoluteDeadline: token.absoluteDeadline,
-      // A refresh names no device and carries no app claims yet (loaded after the rotation).
-      device: {},
-      claims: {},
-      policy: tokens.policy
-    })
+    // Extensions see the request first: bindings, one-time keys, claims for the new access token.
+    // A refresh names no device and carries no app claims yet (loaded after the rotation).
+    const ctx = newIssueContext({ kind: 'refresh', request, userId, sessionId, now, absoluteDeadline: token.absoluteDeadline })
     await tokens.runIssueExtensions(ctx)
 
     // The successor is derived, not stored: every caller within the grace
     // window computes the same one; Redis learns only its digest.
     const next = codec.successor(token)
+    const bindings: string[] = []
+    for (const binding of ctx.bindings) bindings.push(binding.field, binding.value)
     // A rotation short of replicas (`durability`, logged) is answered all the
     // same: the master already holds the successor, and the presented token
     // counts as reused once the grace window is over, so a 503 would end the
     // session of a client that retries later, while the master lives on.
-    const rotated = await rotate((writeBy) => [
-      1 + ctx.onceKeys.length, keys.sessions(userId), ...ctx.onceKeys, sessionId,
-      now, token.generation, token.digest, next.digest, options.graceMs,
-      core.idleMs, core.retentionMs, ctx.proofJkt ?? '', writeBy, ...ctx.onceTtls
-    ])
+    const rotated = await rotate((writeBy) => ROTATE.args({ sessions: keys.sessions(userId) }, {
+      sid: sessionId,
+      now,
+      generation: token.generation,
+      presentedDigest: token.digest,
+      successorDigest: next.digest,
+      grace: options.graceMs,
+      idle: core.idleMs,
+      retention: core.retentionMs,
+      writeBy
+    }, ctx, bindings))
     const [status, claimsVersion, absoluteDeadline] = rotated.reply as number[]
-    if (status >= VerifyStatus.onceSpentBase) throw ctx.onceErrors[status - VerifyStatus.onceSpentBase]()
+    const spent = onceSpentError(status, ctx)
+    if (spent !== undefined) throw spent
 
-    if (status === RotateStatus.reused) await reportReuse(request, userId, sessionId, token.generation)
-    if (status !== RotateStatus.rotated && status !== RotateStatus.grace) throw REFUSALS[status](tokens)
+    if (status === Status.reused) await reportReuse(request, userId, sessionId, token.generation)
+    // The second element of a binding mismatch is the binding's index.
+    if (status === Status.bindingMismatch) throw ctx.bindings[claimsVersion].error()
+    if (status !== Status.ok && status !== Status.grace) throw REFUSALS[status]()
 
     // Claims are loaded after the rotation read the claims version: a role
     // change racing this refresh can only make the new token stale, never
@@ -111,15 +116,9 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     const access = tokens.signAccessToken({
       userId, sessionId, claimsVersion, claims: checkAppClaims(claims), extraClaims: ctx.tokenClaims, absoluteDeadline
     })
-    return {
-      access_token: access.token,
-      token_type: TokenService.tokenType(ctx),
-      expires_in: access.expiresIn,
-      ...ctx.response,
-      refresh_token: next.value,
-      refresh_expires_in: Math.floor(Math.min(core.idleMs, absoluteDeadline - now) / 1000),
-      session_id: sessionId
-    }
+    ctx.response.refresh_token = next.value
+    ctx.response.refresh_expires_in = refreshExpiresIn(absoluteDeadline, now)
+    return tokenPair(access, ctx)
   }
 
   async function reportReuse (request: FastifyRequest, userId: string, sessionId: string, generation: number): Promise<void> {
@@ -154,8 +153,10 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
     fastify.addHook('onSend', async (request, reply, payload) => {
       const auth = authOrNull(request)
       if (auth && auth.expiresAt - core.clock() < renewal.thresholdMs) {
-        const { sub, sid, jti, iat, exp, nbf, cv, iss, aud, ...extraClaims } = auth.claims
-        const access = tokens.signAccessToken({ userId: sub, sessionId: sid, claimsVersion: cv, extraClaims, absoluteDeadline: auth.sessionLiveUntil })
+        const claims = auth.claims
+        const access = tokens.signAccessToken({
+          userId: claims.sub, sessionId: claims.sid, claimsVersion: claims.cv, extraClaims: carriedClaims(claims), absoluteDeadline: auth.sessionLiveUntil
+        })
         reply.header(renewal.header, access.token)
         reply.header(`${renewal.header}-expires-in`, String(access.expiresIn))
         reply.header('cache-control', 'no-store')
@@ -168,6 +169,8 @@ const refreshRotation: FastifyPluginAsync<RefreshRotationOptions> = async (fasti
 export default fp(refreshRotation, {
   fastify: '5.x',
   name: PLUGIN_NAME,
+  // token-lifecycle's decorators (fastify.tokens, fastify.authenticate) are
+  // this plugin's only way to it: registered in the wrong order, the boot fails.
   dependencies: ['fastify-jwt-sessions/token-lifecycle']
 })
 

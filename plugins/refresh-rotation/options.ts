@@ -1,14 +1,14 @@
 import type { FastifyRequest } from 'fastify'
 import { deriveKey } from '../../lib/crypto.js'
 import { toMs, toPositiveMs } from '../../lib/durations.js'
+import type { Duration } from '../../lib/durations.js'
 import { isAsymmetricKeyMaterial } from '../../lib/key-material.js'
 import type { RateLimitOptions } from '../../lib/rate-limit.js'
 import { resolveRateLimit } from '../../lib/rate-limit.js'
 import type { AppClaims } from '../../lib/types.js'
-import type { ResolvedTokenLifecycleOptions } from '../token-lifecycle/options.js'
 import type { ResolvedRefreshRate } from './rate-limit.js'
 
-export type Duration = number | string
+export type { Duration } from '../../lib/durations.js'
 
 /** What the audit hook hears when a rotated refresh token comes back too late. */
 export interface ReuseEvent {
@@ -78,7 +78,10 @@ function resolveRefreshRate (setting: RefreshRotationOptions['refreshRateLimit']
   return { ...base, addressMax }
 }
 
-export function checkOptions (opts: RefreshRotationOptions, core: Readonly<ResolvedTokenLifecycleOptions>): Readonly<ResolvedRefreshRotationOptions> {
+/** What these options need of token-lifecycle's (`fastify.tokens.options`): its JWT key, to derive the MAC key from. */
+export interface CoreJwtSettings { readonly jwt: { readonly algorithm: string, readonly verifyKey: string | Buffer } }
+
+export function checkOptions (opts: RefreshRotationOptions, core: CoreJwtSettings): Readonly<ResolvedRefreshRotationOptions> {
   if (typeof opts.loadClaims !== 'function') throw new TypeError(`${NAME}: loadClaims(userId, request) is required`)
   let key: Buffer
   if (opts.secret !== undefined) {

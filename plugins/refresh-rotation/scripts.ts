@@ -1,7 +1,7 @@
 import type { ScriptDefinition } from '../../lib/redis.js'
-import { LATE_LUA } from '../../lib/redis.js'
-import { WALK_LUA } from '../../lib/session-record.js'
-import { INVALIDATE_LUA, SPEND_LUA } from '../token-lifecycle/scripts.js'
+import { INVALIDATE, WALK } from '../../lib/lua/preludes.js'
+import { defineIssueScript } from '../../lib/lua/script.js'
+import { Status } from '../../lib/lua/status.js'
 
 /*
  * Refresh state is one field of the session in the user's sessions hash (see
@@ -11,29 +11,14 @@ import { INVALIDATE_LUA, SPEND_LUA } from '../token-lifecycle/scripts.js'
  *            truncated SHA-256), and the rotation history for the grace window,
  *            "<generation>:<rotated at, base 36 ms>;..." holding only
  *            rotations younger than the grace window
- *   <sid>:k  (replay-guard) thumbprint of the DPoP key the session is bound to
+ * Other fields of the session that bind it (IssueContext.bindings, stored at
+ * login as <sid>:<field>) are compared by ROTATE, whatever they are.
  */
 
 /** The field refresh-rotation adds to a session at login (stored as `<sid>:r`). */
 export function firstRefreshState (digest: string): string {
   return `1|${digest}|`
 }
-
-/** What ROTATE answers, first element of its reply. */
-export const RotateStatus = {
-  /** The current token rotated: its successor is now current. */
-  rotated: 0,
-  /** An older token within its grace window: answer with its (already stored) successor. */
-  grace: 1,
-  /** No such session (ended, idle-expired, never had refresh state), or not its current token. */
-  invalid: 2,
-  replaced: 3,
-  expired: 4,
-  /** A rotated token past its grace window: the session was ended. */
-  reused: 5,
-  /** The session is bound to a DPoP key the request did not prove. Nothing changed. */
-  dpop: 6
-} as const
 
 /**
  * One refresh, atomically: check the session, then rotate, answer from the
@@ -48,72 +33,75 @@ export const RotateStatus = {
  * a session has exactly one token per generation (one chain, grown by
  * derivation from one random nonce), so the MAC already identifies it.
  *
- * KEYS[1]  the user's sessions hash
- * KEYS[2..n] one-time keys to spend first (DPoP proof ids), whatever the answer
- *            (unless the call is late: ARGV[10])
- * ARGV[1]  session id
- * ARGV[2]  now (ms)
- * ARGV[3]  generation of the presented token
- * ARGV[4]  digest of the presented token
- * ARGV[5]  digest of its successor
- * ARGV[6]  grace window (ms)
- * ARGV[7]  idle timeout (ms)
- * ARGV[8]  retention after the absolute deadline (ms)
- * ARGV[9]  thumbprint of the DPoP key the request proved, or ''
- * ARGV[10] the store guard's `writeBy` (epoch ms, LATE_LUA): past it nothing
- *          is done, and the answer is an error (503). A rotation that ran
- *          after its 503 would record its old `now`, and the client's retry
- *          with the token it still holds could land past the grace window:
- *          reuse, the session ended.
- * ARGV[11..] the one-time keys' TTLs (ms), in KEYS order
- * Returns { RotateStatus, claims version, absolute deadline } (the last two when 0 or 1),
- * or { VerifyStatus.onceSpentBase + i } when the i-th one-time key was already spent.
- * On reuse, PUBLISHes the invalidation of the user's cached sessions (INVALIDATE_LUA).
+ * sessions         the user's sessions hash
+ * (one-time keys to spend first (proof ids), whatever the answer, unless the call is late)
+ * sid              session id
+ * now              now (ms)
+ * generation       generation of the presented token
+ * presentedDigest  digest of the presented token
+ * successorDigest  digest of its successor
+ * grace            grace window (ms)
+ * idle             idle timeout (ms)
+ * retention        retention after the absolute deadline (ms)
+ * writeBy          the store guard's `writeBy` (defineIssueScript): past it nothing
+ *                  is done, and the answer is an error (503). A rotation that ran
+ *                  after its 503 would record its old `now`, and the client's retry
+ *                  with the token it still holds could land past the grace window:
+ *                  reuse, the session ended.
+ * bindings         field, value pairs (IssueContext.bindings): a session holding
+ *                  one of these fields with another value refuses the refresh
+ * Answers { Status.ok | Status.grace, claims version, absolute deadline }, or
+ * { Status.bindingMismatch, i } for the i-th binding (0-based), or
+ * { Status.invalid | replaced | expired | reused }, or
+ * { Status.onceSpentBase + i } when the i-th one-time key was already spent.
+ * On reuse, PUBLISHes the invalidation of the user's cached sessions (INVALIDATE).
  */
-export const ROTATE: ScriptDefinition = {
+export const ROTATE = defineIssueScript({
   name: 'refresh_rotate',
-  lua: WALK_LUA + INVALIDATE_LUA + SPEND_LUA + LATE_LUA + `
-local refused = late(ARGV[10])
-if refused then return refused end
-local spent = spend(9)
-if spent then return { spent } end
-local sid = ARGV[1]
-local f = redis.call('HMGET', KEYS[1], sid, sid .. ':r', sid .. ':k')
+  argv: {
+    sid: 'string', now: 'number', generation: 'number', presentedDigest: 'string', successorDigest: 'string',
+    grace: 'number', idle: 'number', retention: 'number'
+  },
+  rest: 'bindings',
+  preludes: [WALK, INVALIDATE],
+  body: `
+-- One HMGET: the core record, the refresh state, then each binding's field.
+local names = { sid, sid .. ':r' }
+for i = 1, #bindings, 2 do names[#names + 1] = sid .. ':' .. bindings[i] end
+local f = redis.call('HMGET', sessions, unpack(names))
 local s, a, l, v = parse(f[1])
-if not s then return { 2 } end
-local now = tonumber(ARGV[2])
-local idle = tonumber(ARGV[7])
-local ends = a + tonumber(ARGV[8])
-if now >= math.min(l + idle, ends) then return { 2 } end
-if s == 'r' then return { 3 } end
-if now >= a then return { 4 } end
-if f[3] and f[3] ~= ARGV[9] then return { 6 } end
-local current, digest, past = string.match(f[2] or '', '^(%d+)|([^|]*)|(.*)$')
-if not current then return { 2 } end
+if not s then return { ${Status.invalid} } end
+local state = liveness(s, a, l, now, idle, retention)
+if state == DEAD then return { ${Status.invalid} } end
+if state ~= LIVE then return { state } end
+for i = 1, #bindings, 2 do
+  local bound = f[2 + (i + 1) / 2]
+  if bound and bound ~= bindings[i + 1] then return { ${Status.bindingMismatch}, (i - 1) / 2 } end
+end
+local current, stored, past = string.match(f[2] or '', '^(%d+)|([^|]*)|(.*)$')
+if not current then return { ${Status.invalid} } end
 current = tonumber(current)
-local presented = tonumber(ARGV[3])
-local grace = tonumber(ARGV[6])
-if presented == current then
-  if digest ~= ARGV[4] then return { 2 } end
+if generation == current then
+  if stored ~= presentedDigest then return { ${Status.invalid} } end
   local history = ''
   for gen, at in string.gmatch(past, '(%d+):(%w+);') do
     if now - tonumber(at, 36) < grace then history = history .. gen .. ':' .. at .. ';' end
   end
   history = history .. current .. ':' .. b36(now) .. ';'
-  redis.call('HSET', KEYS[1], sid, record(s, a, now, v), sid .. ':r', (current + 1) .. '|' .. ARGV[5] .. '|' .. history)
-  keep(KEYS[1], math.min(now + idle, ends) - now)
-  return { 0, tonumber(v), a }
+  redis.call('HSET', sessions, sid, record(s, a, now, v), sid .. ':r', (current + 1) .. '|' .. successorDigest .. '|' .. history)
+  keep(sessions, math.min(now + idle, a + retention) - now)
+  return { ${Status.ok}, tonumber(v), a }
 end
-if presented > current then return { 2 } end
+if generation > current then return { ${Status.invalid} } end
 for gen, at in string.gmatch(past, '(%d+):(%w+);') do
-  if tonumber(gen) == presented and now - tonumber(at, 36) < grace then
-    return { 1, tonumber(v), a }
+  if tonumber(gen) == generation and now - tonumber(at, 36) < grace then
+    return { ${Status.grace}, tonumber(v), a }
   end
 end
-for _, w in ipairs(walk(KEYS[1], now, idle, tonumber(ARGV[8]))) do
-  if w.sid == sid then drop(KEYS[1], w) end
+for _, w in ipairs(walk(sessions, now, idle, retention)) do
+  if w.sid == sid then drop(sessions, w) end
 end
-invalidate(KEYS[1])
-return { 5 }
+invalidate(sessions)
+return { ${Status.reused} }
 `
-}
+})

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { digest, hmac, safeEqual } from '../../lib/crypto.js'
+import { SESSION_ID } from '../../lib/session-record.js'
 
 /**
  * Refresh tokens: opaque to clients, self-authenticating for the server.
@@ -29,7 +30,6 @@ export interface RefreshToken {
 
 const NONCE_BYTES = 32
 const B64URL = /^[A-Za-z0-9_-]+$/
-const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/
 const GENERATION = /^[1-9][0-9]{0,14}$/
 const DEADLINE = /^[0-9]{1,16}$/
 /** base64url of 32 bytes, unpadded. */

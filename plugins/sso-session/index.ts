@@ -26,11 +26,15 @@ const ssoSession: FastifyPluginAsync<SsoSessionOptions> = async (fastify, opts) 
   const options = checkOptions(opts)
   const listeners: ReplacedListener[] = options.onReplaced ? [options.onReplaced] : []
 
-  fastify.tokens.policy = options.policy
+  // The policy reaches each login through the issue context: nothing of
+  // fastify.tokens is written, so no plugin's behaviour depends on when this
+  // one was registered.
   fastify.tokens.extend({
     name: 'sso-session',
     async onIssue (ctx) {
-      if (ctx.kind !== 'login' || !options.policyFor) return
+      if (ctx.kind !== 'login') return
+      ctx.policy = options.policy
+      if (!options.policyFor) return
       const override = await options.policyFor({ userId: ctx.userId, device: ctx.device, claims: ctx.claims, request: ctx.request })
       if (override !== undefined) ctx.policy = parsePolicy(override, 'policyFor() result')
     },
@@ -68,6 +72,8 @@ const ssoSession: FastifyPluginAsync<SsoSessionOptions> = async (fastify, opts) 
 export default fp(ssoSession, {
   fastify: '5.x',
   name: PLUGIN_NAME,
+  // token-lifecycle's decorators (fastify.tokens, fastify.authenticate) are
+  // this plugin's only way to it: registered in the wrong order, the boot fails.
   dependencies: ['fastify-jwt-sessions/token-lifecycle']
 })
 

@@ -4,28 +4,32 @@ import {
   SessionExpiredError, SessionReplacedError, SessionRevokedError,
   TokenExpiredError, TokenInvalidError, TokenMissingError, TokenStaleError, bearerChallenge
 } from '../../lib/errors.js'
+import { Status } from '../../lib/lua/status.js'
+import { onceSpentError } from '../../lib/once-keys.js'
 import { setAuth } from '../../lib/request-auth.js'
 import type { AccessTokenPayload, AuthContext, VerifyPlan } from '../../lib/types.js'
-import { VerifyStatus } from './scripts.js'
+import { VERIFY } from './scripts.js'
 import type { TokenService } from './service.js'
 import type { Verifier } from './verify-cache.js'
 
 export interface PresentedToken {
-  scheme: 'bearer' | 'dpop'
+  /** Lower case: 'bearer', or one of the extra schemes. */
+  scheme: string
   token: string
 }
 
 /**
- * RFC 6750 section 2.1: `Bearer <token>`, scheme case-insensitive; RFC 9449
- * section 7.1: `DPoP <token>` when DPoP is on. Any other scheme counts as no
- * token. Tokens in the query string or body are never read.
+ * RFC 6750 section 2.1: `Bearer <token>`, scheme case-insensitive; also
+ * `<scheme> <token>` for the extra schemes (lower case) extensions accept
+ * (SessionExtension.schemes). Any other scheme counts as no token. Tokens in
+ * the query string or body are never read.
  */
-export function readAuthorization (header: string | undefined, acceptDpop: boolean): PresentedToken | undefined {
+export function readAuthorization (header: string | undefined, extraSchemes: ReadonlySet<string>): PresentedToken | undefined {
   if (header === undefined) return undefined
   const space = header.indexOf(' ')
   if (space < 0) return undefined
   const scheme = header.slice(0, space).toLowerCase()
-  if (scheme !== 'bearer' && !(acceptDpop && scheme === 'dpop')) return undefined
+  if (scheme !== 'bearer' && !extraSchemes.has(scheme)) return undefined
   const token = header.slice(space + 1).trim()
   return token === '' ? undefined : { scheme, token }
 }
@@ -44,10 +48,10 @@ function isOneTime (checks: ReadonlyArray<(request: FastifyRequest) => boolean>,
 }
 
 const SESSION_ERRORS: Record<number, () => AuthError> = {
-  [VerifyStatus.revoked]: () => new SessionRevokedError(),
-  [VerifyStatus.replaced]: () => new SessionReplacedError(),
-  [VerifyStatus.expired]: () => new SessionExpiredError(),
-  [VerifyStatus.stale]: () => new TokenStaleError()
+  [Status.revoked]: () => new SessionRevokedError(),
+  [Status.replaced]: () => new SessionReplacedError(),
+  [Status.expired]: () => new SessionExpiredError(),
+  [Status.stale]: () => new TokenStaleError()
 }
 
 /**
@@ -68,15 +72,20 @@ function deepFreeze (value: object): void {
  * the claims current. Usable as `onRequest` or `preHandler`.
  */
 export function createAuthenticate (service: TokenService, verifyCached: Verifier, verifyUncached: Verifier) {
-  const { keys, options, guard, verifyExtensions, oneTimeChecks, verifyScript, scriptLane } = service
-  // Script arguments that never change, stringified once rather than per call.
-  const touchMs = String(options.touchMs)
-  const idleMs = String(options.idleMs)
-  const retentionMs = String(options.retentionMs)
+  const { keys, options, guard, verifyExtensions, oneTimeChecks, verifyScript, scriptLane, schemes } = service
   const cache = service.localCache
+  // The call without one-time keys (most requests), built once by name: the
+  // arguments that never change are stringified here, the others filled in
+  // per call at their place (VERIFY.at), so the hot path allocates no list
+  // of its own. Filled and sent synchronously: the call copies it.
+  const at = VERIFY.at
+  const fixedArgs = VERIFY.args({ sessions: '' }, {
+    sid: '', now: 0, claimsVersion: 0, touch: String(options.touchMs), idle: String(options.idleMs), retention: String(options.retentionMs), writeBy: undefined
+  })
+  const fixedCall = (): Promise<unknown> => verifyScript(...fixedArgs as [number, ...Array<string | number>])
 
   return async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const presented = readAuthorization(request.headers.authorization, service.acceptDpopScheme)
+    const presented = readAuthorization(request.headers.authorization, schemes)
     if (presented === undefined) throw bearerChallenge(new TokenMissingError(), false)
     const token = presented.token
     let payload: Record<string, unknown>
@@ -96,7 +105,7 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
     if (verifyExtensions.length !== 0) {
       plan = { scheme: presented.scheme, token, onceKeys: [], onceTtls: [], onceErrors: [] }
       for (const onVerify of verifyExtensions) {
-        // Awaited only when an extension has async work (a DPoP proof), so the
+        // Awaited only when an extension has async work (a proof's signature), so the
         // plain Bearer path adds no microtask.
         const pending = onVerify(request, reply, payload, plan)
         if (pending !== undefined) await pending
@@ -116,19 +125,22 @@ export function createAuthenticate (service: TokenService, verifyCached: Verifie
       }
       epoch = cache.epoch
     }
-    // Without one-time keys (most routes), a call of fixed arity: no arrays to spread.
+    // Without one-time keys (most routes), the call of fixed arity built above.
     // Only a call that spends keys carries `writeBy`: one answered 503 must leave them unspent.
-    const status = await guard((writeBy) => once === undefined
-      ? verifyScript(1, sessionsKey, payload.sid, now, payload.cv, touchMs, idleMs, retentionMs)
-      : verifyScript(
-        1 + once.onceKeys.length, sessionsKey, ...once.onceKeys,
-        payload.sid, now, payload.cv, touchMs, idleMs, retentionMs, writeBy, ...once.onceTtls
-      ), scriptLane) as number
-    if (status > VerifyStatus.ok) {
-      const make = status >= VerifyStatus.onceSpentBase
-        ? once!.onceErrors[status - VerifyStatus.onceSpentBase]
-        : SESSION_ERRORS[status]
-      const err = make() as AuthError
+    let status: number
+    if (once === undefined) {
+      fixedArgs[at.sessions] = sessionsKey
+      fixedArgs[at.sid] = payload.sid
+      fixedArgs[at.now] = now
+      fixedArgs[at.claimsVersion] = payload.cv
+      status = await guard(fixedCall, scriptLane) as number
+    } else {
+      status = await guard((writeBy) => verifyScript(...VERIFY.args({ sessions: sessionsKey }, {
+        sid: payload.sid, now, claimsVersion: payload.cv, touch: options.touchMs, idle: options.idleMs, retention: options.retentionMs, writeBy
+      }, once) as [number, ...Array<string | number>]), scriptLane) as number
+    }
+    if (status > Status.ok) {
+      const err = ((once === undefined ? undefined : onceSpentError(status, once)) ?? SESSION_ERRORS[status]()) as AuthError
       throw err.headers ? err : bearerChallenge(err, true)
     }
     // VERIFY answers minus the time up to which the session is known live.

@@ -73,6 +73,9 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
     fastify.addHook('onClose', async () => { durableWrites.close() })
   }
 
+  const localCache = options.localCache === null ? null : new LocalCache(redis, options.keyPrefix, options.localCache)
+  if (localCache !== null) fastify.addHook('onClose', async () => { localCache.close() })
+
   const service = new TokenService({
     options,
     keys: createKeyspace(options.keyPrefix),
@@ -81,13 +84,9 @@ const tokenLifecycle: FastifyPluginAsync<TokenLifecycleOptions> = async (fastify
     sign,
     log: fastify.log,
     lane,
-    durableWrites
+    durableWrites,
+    localCache
   })
-
-  if (options.localCache !== null) {
-    const cache = service.localCache = new LocalCache(redis, options.keyPrefix, options.localCache)
-    fastify.addHook('onClose', async () => { cache.close() })
-  }
 
   fastify.decorate('tokens', service)
   fastify.decorate('authenticate', createAuthenticate(service, verifyToken, verifyOnce))

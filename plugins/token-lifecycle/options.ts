@@ -1,11 +1,12 @@
 import type { Clock } from '../../lib/clock.js'
 import { systemClock } from '../../lib/clock.js'
 import { toMs, toPositiveMs } from '../../lib/durations.js'
+import type { Duration } from '../../lib/durations.js'
 import type { ResolvedDurability } from '../../lib/durable-writes.js'
 import { isAsymmetricKeyMaterial } from '../../lib/key-material.js'
 import type { RedisSourceOptions } from '../../lib/redis.js'
 
-export type Duration = number | string
+export type { Duration } from '../../lib/durations.js'
 export type JwtAlgorithm = 'HS256' | 'HS384' | 'HS512' | 'RS256' | 'ES256' | 'EdDSA'
 
 export interface JwtOptions {

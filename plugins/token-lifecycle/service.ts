@@ -1,22 +1,24 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { checkAppClaims } from '../../lib/claims.js'
 import { randomId } from '../../lib/crypto.js'
 import type { DurableWrites, WriteCall } from '../../lib/durable-writes.js'
 import { StoreUnavailableError } from '../../lib/errors.js'
+import { newIssueContext } from '../../lib/issue-context.js'
 import type { Keyspace } from '../../lib/keys.js'
+import { onceSpentError } from '../../lib/once-keys.js'
 import type { RedisClient, ScriptCall, ScriptDefinition, StoreGuard } from '../../lib/redis.js'
 import { defineScript } from '../../lib/redis.js'
 import type { LaneScriptCall, ScriptLane } from '../../lib/script-lane.js'
 import { SESSION_ID, coreRecord, deviceRecord, escapeRecordPart, unescapeRecordPart } from '../../lib/session-record.js'
+import { parsePolicy } from '../../lib/sso-policy.js'
+import { tokenPair } from '../../lib/token-pair.js'
 import type {
-  IssueContext, OpenSessionInput, OpenSessionResult, ReplacedSession,
-  SessionExtension, SessionInfo, SsoPolicy, TokenPair
+  IssueContext, OpenSessionInput, OpenSessionResult, ReplacedSession, SessionExtension, SessionInfo
 } from '../../lib/types.js'
 import type { LocalCache } from './local-cache.js'
 import type { ResolvedTokenLifecycleOptions } from './options.js'
-import { BUMP_CLAIMS, END_SESSION, END_USER_SESSIONS, LIST_SESSIONS, OPEN, VERIFY, VerifyStatus } from './scripts.js'
+import { BUMP_CLAIMS, END_SESSION, END_USER_SESSIONS, LIST_SESSIONS, OPEN, VERIFY } from './scripts.js'
 
-/** Claim names the core owns; app claims may not shadow them. */
-const RESERVED_CLAIMS = new Set(['sub', 'sid', 'jti', 'iat', 'exp', 'nbf', 'cv', 'iss', 'aud', 'cnf'])
 const MAX_DEVICE_FIELD = 200
 /**
  * Replaced sessions whose tombstones a user keeps (the most recently used):
@@ -53,23 +55,6 @@ export interface SignedAccessToken {
   expiresIn: number
 }
 
-export function checkAppClaims (claims: Record<string, unknown> | undefined): Record<string, unknown> {
-  if (claims === undefined || claims === null) return {}
-  if (typeof claims !== 'object' || Array.isArray(claims)) throw new TypeError('claims must be an object')
-  for (const name of Object.keys(claims)) {
-    if (RESERVED_CLAIMS.has(name)) throw new TypeError(`claim '${name}' is reserved by fastify-jwt-sessions`)
-  }
-  return claims
-}
-
-/** What the issuer knows before extensions run; `issueContext` adds the parts they fill in. */
-export type IssueInput = Pick<IssueContext, 'kind' | 'request' | 'userId' | 'sessionId' | 'now' | 'absoluteDeadline' | 'device' | 'claims' | 'policy'>
-
-/** A fresh issue context: no extra fields, claims, answer members or one-time keys yet. */
-export function issueContext (input: IssueInput): IssueContext {
-  return { ...input, fields: {}, tokenClaims: {}, response: {}, onceKeys: [], onceTtls: [], onceErrors: [] }
-}
-
 function deviceField (value: string | undefined, name: string): string {
   if (value === undefined || value === null) return ''
   if (typeof value !== 'string' || value.length > MAX_DEVICE_FIELD) throw new TypeError(`device.${name} must be a string of at most ${MAX_DEVICE_FIELD} characters`)
@@ -87,13 +72,9 @@ export class TokenService {
   readonly redis: RedisClient
   readonly guard: StoreGuard
   readonly log: FastifyBaseLogger
-  /** The default SSO policy; sso-session sets it. */
-  policy: SsoPolicy = { mode: 'off' }
-  /** Whether `Authorization: DPoP <token>` is read (replay-guard's DPoP mode turns it on). */
-  acceptDpopScheme = false
-  /** The algorithms DPoP proofs may use (replay-guard's DPoP mode sets them): the `algs` of every DPoP challenge. */
-  dpopAlgorithms: readonly string[] = []
   readonly extensions: SessionExtension[] = []
+  /** Authorization schemes besides Bearer that extensions accept (lower case; SessionExtension.schemes). */
+  readonly schemes = new Set<string>()
   /** The extensions' onVerify steps, kept apart so the hot path loops over just these. */
   readonly verifyExtensions: Array<NonNullable<SessionExtension['onVerify']>> = []
   /** The extensions' oneTime checks: such requests skip the JWT verifier's cache. */
@@ -102,7 +83,7 @@ export class TokenService {
   /** The hot path's own connection (`verifyConnection: 'dedicated'`), or null when it goes through the shared client. */
   readonly scriptLane: ScriptLane | null
   /** The opt-in local cache of session validity (`localCache` option), or null. */
-  localCache: LocalCache | null = null
+  readonly localCache: LocalCache | null
   /** The connection of logins and rotations when the `durability` option is on (lib/durable-writes.ts), else null. */
   readonly durableWrites: DurableWrites | null
   private readonly sign: Signer
@@ -114,7 +95,7 @@ export class TokenService {
 
   constructor (deps: {
     options: Readonly<ResolvedTokenLifecycleOptions>, keys: Keyspace, redis: RedisClient, guard: StoreGuard, sign: Signer,
-    log: FastifyBaseLogger, lane: ScriptLane | null, durableWrites: DurableWrites | null
+    log: FastifyBaseLogger, lane: ScriptLane | null, durableWrites: DurableWrites | null, localCache: LocalCache | null
   }) {
     this.options = deps.options
     this.keys = deps.keys
@@ -124,6 +105,7 @@ export class TokenService {
     this.log = deps.log
     this.scriptLane = deps.lane
     this.durableWrites = deps.durableWrites
+    this.localCache = deps.localCache
     this.verifyScript = deps.lane === null ? defineScript(this.redis, VERIFY) : deps.lane.bind(this.redis, VERIFY)
     this.openWrite = this.defineWrite(OPEN)
     this.endSessionScript = defineScript(this.redis, END_SESSION)
@@ -150,13 +132,12 @@ export class TokenService {
     for (const ext of this.extensions) await ext.onIssue?.(ctx)
   }
 
-  /** Whether the access tokens issued in this context are key-bound (RFC 9449 token_type DPoP). */
-  static tokenType (ctx: IssueContext): 'Bearer' | 'DPoP' {
-    return ctx.tokenClaims.cnf ? 'DPoP' : 'Bearer'
-  }
-
   /** Adds an extension (used by the other plugins of this package). */
   extend (extension: SessionExtension): void {
+    for (const scheme of extension.schemes ?? []) {
+      if (typeof scheme !== 'string' || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(scheme)) throw new TypeError(`${extension.name}: scheme ${JSON.stringify(scheme)} is not an Authorization scheme name`)
+      this.schemes.add(scheme.toLowerCase())
+    }
     this.extensions.push(extension)
     if (extension.onVerify) this.verifyExtensions.push(extension.onVerify)
     if (extension.oneTime) this.oneTimeChecks.push(extension.oneTime)
@@ -189,13 +170,15 @@ export class TokenService {
     const userId = input.userId
     if (typeof userId !== 'string' || userId === '') throw new TypeError('openSession: userId must be a non-empty string')
     const claims = checkAppClaims(input.claims)
+    // Checked here, with sso-session's rule: the open script must never see a policy it cannot apply.
+    const policyOverride = input.policy === undefined || input.policy === null ? null : parsePolicy(input.policy, 'policy', 'openSession')
     const device = input.device ?? {}
     const deviceId = deviceField(device.id, 'id')
     const deviceType = deviceField(device.type, 'type') || 'unknown'
     const deviceName = deviceField(device.name, 'name')
     const now = this.options.clock()
     const sessionId = randomId(12)
-    const ctx = issueContext({
+    const ctx = newIssueContext({
       kind: 'login',
       request: input.request,
       userId,
@@ -203,24 +186,33 @@ export class TokenService {
       now,
       absoluteDeadline: now + this.options.maxAgeMs,
       device: { id: deviceId || undefined, type: deviceType, name: deviceName || undefined },
-      claims,
-      policy: this.policy
+      claims
     })
     await this.runIssueExtensions(ctx)
-    if (input.policy) ctx.policy = input.policy
+    if (policyOverride !== null) ctx.policy = policyOverride
     const fields: Array<string | number | Buffer> = []
     for (const [name, value] of Object.entries(ctx.fields)) fields.push(name, value)
+    // A binding the login proved is stored with the session; ROTATE compares it at every refresh.
+    for (const binding of ctx.bindings) if (binding.value !== '') fields.push(binding.field, binding.value)
     const policy = ctx.policy
-    const claimsLoadedAt = input.claimsLoadedAt ?? now
-    const written = await this.openWrite((writeBy) => [
-      1 + ctx.onceKeys.length, this.keys.sessions(userId), ...ctx.onceKeys,
-      now, sessionId, this.options.idleMs, ctx.absoluteDeadline, this.options.retentionMs,
-      policy.mode, policy.mode === 'max' ? policy.max : 0, escapeRecordPart(deviceType),
-      coreRecord(ctx.absoluteDeadline, now, 1), deviceRecord(now, deviceType, deviceId, deviceName), MAX_TOMBSTONES, claimsLoadedAt,
-      writeBy, ...ctx.onceTtls, ...fields
-    ])
+    const written = await this.openWrite((writeBy) => OPEN.args({ sessions: this.keys.sessions(userId) }, {
+      now,
+      sid: sessionId,
+      idle: this.options.idleMs,
+      deadline: ctx.absoluteDeadline,
+      retention: this.options.retentionMs,
+      policy: policy.mode,
+      max: policy.mode === 'max' ? policy.max : 0,
+      deviceType: escapeRecordPart(deviceType),
+      coreRecord: coreRecord(ctx.absoluteDeadline, now, 1),
+      deviceRecord: deviceRecord(now, deviceType, deviceId, deviceName),
+      maxTombstones: MAX_TOMBSTONES,
+      claimsLoadedAt: input.claimsLoadedAt ?? now,
+      writeBy
+    }, ctx, fields))
     const [stale, ...reply] = written.reply as [number, ...string[]]
-    if (stale >= VerifyStatus.onceSpentBase) throw ctx.onceErrors[stale - VerifyStatus.onceSpentBase]()
+    const spent = onceSpentError(stale, ctx)
+    if (spent !== undefined) throw spent
     if (!written.replicated) {
       // The session may not survive a failover: no tokens for it. Ended
       // first (whatever the outcome), so that a 503'd login leaves no session
@@ -242,14 +234,7 @@ export class TokenService {
     const access = this.signAccessToken({
       userId, sessionId, claimsVersion: stale === 1 ? 0 : 1, claims, extraClaims: ctx.tokenClaims, absoluteDeadline: ctx.absoluteDeadline
     })
-    const tokens: TokenPair = {
-      access_token: access.token,
-      token_type: TokenService.tokenType(ctx),
-      expires_in: access.expiresIn,
-      ...ctx.response,
-      session_id: sessionId
-    }
-    const result: OpenSessionResult = { sessionId, tokens, replaced }
+    const result: OpenSessionResult = { sessionId, tokens: tokenPair(access, ctx), replaced }
     for (const ext of this.extensions) await ext.afterOpen?.(ctx, result)
     return result
   }
@@ -258,34 +243,34 @@ export class TokenService {
   async endSession (userId: string, sessionId: string): Promise<boolean> {
     // Not an id this package issues (it may come from a URL): nothing to end.
     if (typeof sessionId !== 'string' || !SESSION_ID.test(sessionId)) return false
-    const ended = await this.guard(() => this.endSessionScript(1, this.keys.sessions(userId), sessionId, ...this.lifetimeArgs()))
+    const ended = await this.guard(() => this.endSessionScript(...END_SESSION.args({ sessions: this.keys.sessions(userId) }, { sid: sessionId, ...this.lifetime() })))
     return ended === 1
   }
 
   /** Ends every live session of the user (logout-all, password change, admin). */
   async endAllSessions (userId: string): Promise<number> {
-    return await this.guard(() => this.endUserScript(1, this.keys.sessions(userId), '', ...this.lifetimeArgs())) as number
+    return await this.guard(() => this.endUserScript(...END_USER_SESSIONS.args({ sessions: this.keys.sessions(userId) }, { deviceId: '', ...this.lifetime() }))) as number
   }
 
   /** Ends every live session the user opened from one device (a lost phone). */
   async endDeviceSessions (userId: string, deviceId: string): Promise<number> {
     if (typeof deviceId !== 'string' || deviceId === '') throw new TypeError('endDeviceSessions: deviceId must be a non-empty string')
-    return await this.guard(() => this.endUserScript(1, this.keys.sessions(userId), escapeRecordPart(deviceId), ...this.lifetimeArgs())) as number
+    return await this.guard(() => this.endUserScript(...END_USER_SESSIONS.args({ sessions: this.keys.sessions(userId) }, { deviceId: escapeRecordPart(deviceId), ...this.lifetime() }))) as number
   }
 
   /** A role change: the user's live access tokens answer AUTH_TOKEN_STALE until refreshed. */
   async invalidateClaims (userId: string): Promise<number> {
-    return await this.guard(() => this.bumpClaimsScript(1, this.keys.sessions(userId), ...this.lifetimeArgs(), CLAIMS_CHANGE_KEPT_MS)) as number
+    return await this.guard(() => this.bumpClaimsScript(...BUMP_CLAIMS.args({ sessions: this.keys.sessions(userId) }, { ...this.lifetime(), keptFor: CLAIMS_CHANGE_KEPT_MS }))) as number
   }
 
   /** What the walking scripts need to tell live records from dead ones: now, idle timeout, retention. */
-  private lifetimeArgs (): [number, number, number] {
-    return [this.options.clock(), this.options.idleMs, this.options.retentionMs]
+  private lifetime (): { now: number, idle: number, retention: number } {
+    return { now: this.options.clock(), idle: this.options.idleMs, retention: this.options.retentionMs }
   }
 
   /** The user's live sessions, oldest login first. */
   async listSessions (userId: string): Promise<SessionInfo[]> {
-    const flat = await this.guard(() => this.listScript(1, this.keys.sessions(userId), ...this.lifetimeArgs())) as Array<string | number>
+    const flat = await this.guard(() => this.listScript(...LIST_SESSIONS.args({ sessions: this.keys.sessions(userId) }, this.lifetime()))) as Array<string | number>
     const sessions: SessionInfo[] = []
     for (let i = 0; i < flat.length; i += 6) {
       sessions.push({
