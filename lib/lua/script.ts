@@ -139,7 +139,8 @@ export interface IssueScriptSpec<A extends string> {
   /** ARGV; `writeBy` (the store guard's, lib/redis.ts) is added last. */
   argv: Readonly<Record<A, ArgType>>
   rest?: string
-  preludes?: readonly string[]
+  /** The preludes the body calls (LATE and SPEND come with every issuing script). */
+  preludes: readonly string[]
   /** What the script does once it may: not late, its one-time keys spent. */
   body: string
 }
@@ -159,7 +160,7 @@ export function defineIssueScript<const A extends string> (spec: IssueScriptSpec
     argv: { ...spec.argv, writeBy: 'string' } as Readonly<Record<A | 'writeBy', ArgType>>,
     once: true,
     rest: spec.rest,
-    preludes: [...(spec.preludes ?? []), LATE],
+    preludes: [...spec.preludes, LATE],
     body: `
 local refused = late(writeBy)
 if refused then return refused end
