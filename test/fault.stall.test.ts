@@ -137,8 +137,14 @@ t.test('the local cache during a stall: it answers cached sessions for at most t
     await stopped(redis)
     // No message can come while Redis is stopped: the cache is past its staleness bound once every user got a 503 for a check sent after it.
     const stale = () => messages.at(-1)! + staleAfterMs
-    const { start, end } = await heldUntilRefused(t, load, probe, () => redis.resume(), 'the cache to stop answering',
-      (vu) => vu.answers.some((a) => a.kind === 'me' && a.status === 503 && a.sentAt > stale()))
+    // And until some one-time token was first presented within the stall and refused: while the
+    // cache still answers a user's checks, that user re-presents the tokens refused at the
+    // stall's start, which straddle its edge; only fresh ones show a call refused strictly
+    // within it (checkOneTimeTokens needs one). Refused, such a token waits for service.
+    const refusedWithin = (start: number) => load.users.some((user) => [...user.oneTime.values()]
+      .some((answers) => answers[0]!.sentAt >= start && answers.some((a) => a.status === 503)))
+    const { start, end } = await heldUntilRefused(t, load, probe, () => redis.resume(), 'the cache to stop answering, and a fresh one-time token refused',
+      (vu, start) => vu.answers.some((a) => a.kind === 'me' && a.status === 503 && a.sentAt > stale()) && refusedWithin(start))
     await admin.ping()
     outage = { start, end, back: performance.now() }
     await served(load, outage)

@@ -11,6 +11,10 @@ type Test = { teardown: (fn: () => unknown) => void }
 
 // Tests that wait for a replica's timeout give the store guard room (storeTimeout) far
 // beyond it: on a loaded machine, the guard must not answer before the WAIT does.
+// Logins that must be acknowledged get a WAIT timeout of seconds, not the default
+// 200 ms: a WAIT returns as soon as the replica acknowledges, and on a loaded CI
+// machine a live replica took longer than 200-300 ms (the login answered 503).
+// Where the replica is paused, any timeout runs out.
 
 interface Pair { primary: RedisProcess, replica: RedisProcess, primaryClient: Redis, replicaClient: Redis, caughtUp: () => Promise<void> }
 
@@ -31,7 +35,7 @@ async function primaryWithReplica (t: Test): Promise<Pair> {
 
 t.test('with durability, a login and a rotation are answered once the replica holds them, and WAIT never goes over the shared client', async (t) => {
   const pair = await primaryWithReplica(t)
-  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { durability: { replicas: 1, timeout: '300ms' } } })
+  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { storeTimeout: '10s', durability: { replicas: 1, timeout: '2s' } } })
   const shared = recordCommands(t, app)
   const durable = recordCommands(t, app.tokens.durableWrites!.client)
 
@@ -49,7 +53,7 @@ t.test('with durability, a login and a rotation are answered once the replica ho
 
 t.test('a login no replica acknowledges in time answers 503 AUTH_STORE_UNAVAILABLE and leaves no session behind', async (t) => {
   const pair = await primaryWithReplica(t)
-  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { storeTimeout: '5s', durability: { timeout: '200ms' } } })
+  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { storeTimeout: '10s', durability: { timeout: '2s' } } })
   await login(app, 'bob')
   pair.replica.pause()
   t.teardown(() => pair.replica.resume())
@@ -76,7 +80,7 @@ t.test('a master left with fewer replicas than asked still answers logins, after
 
 t.test('a rotation no replica acknowledges in time is answered all the same, and its successor works', async (t) => {
   const pair = await primaryWithReplica(t)
-  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { storeTimeout: '5s', durability: { timeout: '200ms' } } })
+  const { app } = await customApp(t, { redisUrl: pair.primary.url, lifecycle: { storeTimeout: '10s', durability: { timeout: '2s' } } })
   const first = await login(app, 'alice')
   pair.replica.pause()
   t.teardown(() => pair.replica.resume())

@@ -133,12 +133,10 @@ console.log('listening ' + address)
 export const clientSource = `import { createAuthClient } from 'fastify-jwt-sessions/client'
 
 const origin = process.argv[2]
-// TODO(lead, client part of #15): createAuthClient({ baseUrl: origin, authPrefix: '/api/auth' })
-// and client.fetch('/api/me'). Until the client takes its paths as an option,
-// its fixed '/auth/*' paths reach '/api/auth/*' through a baseUrl ending in '/api'.
-const client = createAuthClient({ baseUrl: origin + '/api' })
+// The ready-made routes are mounted under /api/auth: the client is told so.
+const client = createAuthClient({ baseUrl: origin, authPrefix: '/api/auth' })
 const me = async () => {
-  const response = await client.fetch('/me')
+  const response = await client.fetch('/api/me')
   return { status: response.status, body: await response.json() as unknown }
 }
 
