@@ -112,7 +112,7 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
 
   const changePassword = opts.changePassword
   if (changePassword) {
-    fastify.post('/password', { onRequest: authenticate, schema: { body: PasswordBody }, config: opts.passwordConfig ?? {}, preHandler: limits?.password ?? [] }, async (request, reply) => {
+    fastify.post('/password', { onRequest: authenticate, schema: { body: PasswordBody }, config: opts.passwordConfig, preHandler: limits?.password ?? [] }, async (request, reply) => {
       const { userId } = request.auth!
       const changed = await changePassword(userId, request.body.current_password, request.body.new_password, request)
       if (!changed) throw new WrongPasswordError()
