@@ -25,8 +25,9 @@ export function refreshLimit (limiter: RateLimiter, rate: ResolvedRefreshRate | 
     if (count.exceeded) throw rateLimitedError(count)
   }
   return async (request, sessionId) => {
-    if (sessionId === null) return await check(`refresh:a:${request.ip}`, perAddress)
+    const byAddress = check(`refresh:a:${request.ip}`, perAddress)
+    if (sessionId === null) return await byAddress
     // Both counters in flight at once: one round trip of latency.
-    await Promise.all([check(`refresh:a:${request.ip}`, perAddress), check(`refresh:s:${sessionId}`, rate)])
+    await Promise.all([byAddress, check(`refresh:s:${sessionId}`, rate)])
   }
 }

@@ -1,4 +1,3 @@
-import type { ScriptDefinition } from '../../lib/redis.js'
 import { INVALIDATE, WALK } from '../../lib/lua/preludes.js'
 import { defineIssueScript } from '../../lib/lua/script.js'
 import { Status } from '../../lib/lua/status.js'

@@ -6,6 +6,7 @@ import { acceptEmptyJsonBody } from '../../lib/json-body.js'
 import { InvalidCredentialsError, SessionNotFoundError, WrongPasswordError, bearerChallenge } from '../../lib/errors.js'
 import type { RateLimitOptions } from '../../lib/rate-limit.js'
 import { loginLimits } from './login-rate-limit.js'
+import type { ListedSession } from '../../lib/session-list.js'
 import type { WithAppClaims } from '../../lib/types.js'
 
 /** A user whose password checked out, and the app claims of their first access token (typed by SessionClaims). */
@@ -88,7 +89,7 @@ const authRoutesPlugin: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (fa
     reply.code(204)
   })
 
-  fastify.get('/sessions', { onRequest: authenticate }, async (request) => {
+  fastify.get('/sessions', { onRequest: authenticate }, async (request): Promise<{ sessions: ListedSession[] }> => {
     const { userId, sessionId } = request.auth
     const sessions = await tokens.listSessions(userId)
     return {

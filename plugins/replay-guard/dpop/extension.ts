@@ -26,6 +26,8 @@ import { ProofError, requestHtu, verifyProof } from './proof.js'
 const PROOF_SCOPE = 'dpop'
 /** The session field (`<sid>:k`) holding the thumbprint of the key the session is bound to. */
 const KEY_BINDING = 'k'
+/** How the presented scheme reaches onVerify (VerifyPlan.scheme: lower case). */
+const PRESENTED_SCHEME = DPOP_SCHEME.toLowerCase()
 
 /** The key a token is bound to (`cnf.jkt`), if any. */
 function boundJkt (payload: AccessTokenPayload): string | undefined {
@@ -71,7 +73,7 @@ export function dpopExtension ({ name, keys, clock, options: dpop }: DpopExtensi
   function onVerify (request: FastifyRequest, _reply: FastifyReply, payload: AccessTokenPayload, plan: VerifyPlan): void | Promise<void> {
     const jkt = boundJkt(payload)
     const proof = request.headers.dpop
-    const scheme = plan.scheme === 'dpop'
+    const scheme = plan.scheme === PRESENTED_SCHEME
     if (proof === undefined) {
       // A bound token, the DPoP scheme or required mode all need a proof (RFC 9449 section 7).
       if (jkt !== undefined || scheme || dpop!.required) throw invalid()
